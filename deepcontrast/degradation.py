@@ -1,0 +1,401 @@
+"""The forward model of deep-tissue degradation (pure numpy/scipy, no TensorFlow).
+
+See :class:`DeepTissueDegradation`.
+"""
+import math
+from dataclasses import asdict, dataclass, fields
+
+import numpy as np
+from scipy import fft as sfft
+
+from ._axes import check_image_axes, spatial_voxel_size
+
+__all__ = ["DeepTissueDegradation"]
+
+
+@dataclass(frozen=True)
+class DeepTissueDegradation:
+    r"""Approximate forward model of fluorescence imaging deep inside scattering tissue.
+
+    A structure ``x`` imaged at depth ``z`` (micrometres below the tissue surface) is modelled as
+
+    .. math::
+
+        y = a(z)\,\big[\,b(z)\,(x * G_{s_b(z)}) + (1-b(z))\,(x * G_{s_h(z)})\,\big] + \text{background}
+
+    with
+
+    * ``a(z) = exp(-z / attenuation_length)``: loss of signal (excitation and emission),
+    * ``b(z) = exp(-z / scattering_length)``: fraction of ballistic (unscattered) light,
+    * ``s_b(z)**2 = psf_sigma**2 + (blur_rate * z)**2``: widening of the ballistic PSF,
+    * ``s_h(z) = haze_sigma + haze_rate * z``: width of the scattered-light halo,
+
+    where ``G_s`` is an isotropic Gaussian of standard deviation ``s`` micrometres (applied in
+    3D for stacks, in 2D for single planes). Poisson shot noise (``photons`` per unit of image
+    intensity) and Gaussian read noise (``read_noise``) follow.
+
+    Calling the model on a *raw* image makes it look ``extra_depth`` micrometres deeper: each
+    pixel at depth ``z`` receives the *increment* from ``z`` to ``z + extra_depth``:
+
+    .. math::
+
+        y' = r_a\,\big[\,r_b\,(y_0 * G_{\sqrt{s_b(z+d)^2 - s_b(z)^2}}) + (1-r_b)\,(y_0 * G_{s_h(z+d)})\,\big]
+             + \text{background},\qquad y_0 = y - \text{background}
+
+    with ``r_a = exp(-d / attenuation_length)`` and ``r_b = exp(-d / scattering_length)``.
+    The background (camera offset, autofluorescence) is treated as already present in the raw
+    image: it is removed before and restored after the increment, so it is neither attenuated
+    nor added twice. Attenuation and the ballistic blur compose exactly (degrading by ``d1``
+    then ``d2`` equals ``d1 + d2``); the haze composes exactly in total weight but only
+    approximately in shape (a blurred halo of a halo).
+
+    In a stack, slice ``k`` (counted from the surface end, see ``surface``) lies at depth
+    ``depth + k * voxel_size_z``; its kernels are those of its own depth (depth-varying lateral
+    Gaussians are applied exactly in Fourier space, one transfer function per slice; the axial
+    part is an exact non-stationary Gaussian along Z).
+
+    Parameters
+    ----------
+    attenuation_length : float
+        Intensity attenuation length in micrometres (default 150, typical of two-photon
+        imaging in brain tissue). Must be > 0; ``None`` or ``inf`` disables attenuation.
+    scattering_length : float or None
+        Length in micrometres over which the ballistic fraction falls by 1/e (default 100).
+        ``None`` or ``inf`` disables the scattered-light haze.
+    psf_sigma : float
+        Standard deviation of the ballistic PSF at the surface, micrometres (default 0.3, a
+        high-NA objective).
+    blur_rate : float
+        Growth of the ballistic PSF width with depth, micrometres per micrometre (default 0.03):
+        at 100 um the PSF is about ``sqrt(0.3**2 + 3**2)`` = 3 um wide.
+    haze_sigma : float
+        Width of the scattered-light halo at the surface, micrometres (default 3).
+    haze_rate : float
+        Growth of the halo width with depth, micrometres per micrometre (default 0.05).
+    background : float
+        Constant offset present in the raw images (camera offset, autofluorescence), in image
+        intensity units (default 0). It is excluded from attenuation, blur and noise scaling.
+    photons : float or None
+        Expected photon count per unit of image intensity, setting Poisson shot noise:
+        the noise variance is ``signal / photons`` in intensity units. For images normalized to
+        about [0, 1], 20-100 is typical. ``None`` (default) disables shot noise.
+        :meth:`calibrate` estimates it from your raw images.
+    read_noise : float
+        Standard deviation of additive Gaussian noise, in image intensity units (default 0).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from deepcontrast import DeepTissueDegradation
+    >>> deg = DeepTissueDegradation(photons=50)
+    >>> stack = np.random.default_rng(0).random((8, 64, 64)).astype(np.float32)
+    >>> deeper = deg(stack, 'ZYX', extra_depth=30, voxel_size=(2, 0.5, 0.5), rng=0)
+    >>> deeper.shape, deeper.dtype
+    ((8, 64, 64), dtype('float32'))
+    """
+
+    attenuation_length: float = 150.0
+    scattering_length: float = 100.0
+    psf_sigma: float = 0.3
+    blur_rate: float = 0.03
+    haze_sigma: float = 3.0
+    haze_rate: float = 0.05
+    background: float = 0.0
+    photons: float = None
+    read_noise: float = 0.0
+
+    def __post_init__(self):
+        for name in ("attenuation_length", "scattering_length"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            _check_number(v, name)
+            if not v > 0:
+                raise ValueError(f"{name} must be > 0 micrometres (or None to disable it), got {v}")
+        for name in ("psf_sigma", "blur_rate", "haze_sigma", "haze_rate", "read_noise"):
+            v = getattr(self, name)
+            _check_number(v, name)
+            if v < 0:
+                raise ValueError(f"{name} must be >= 0, got {v}")
+        _check_number(self.background, "background")
+        if self.photons is not None:
+            _check_number(self.photons, "photons")
+            if not self.photons > 0:
+                raise ValueError(f"photons must be > 0 (or None to disable shot noise), got {self.photons}")
+
+    # -- the model as functions of depth ---------------------------------------------------
+    def attenuation(self, z):
+        """Signal fraction ``a(z) = exp(-z / attenuation_length)`` at depth ``z`` (um)."""
+        return np.exp(-np.asarray(z, float) / _length(self.attenuation_length))
+
+    def ballistic_fraction(self, z):
+        """Unscattered fraction ``b(z) = exp(-z / scattering_length)`` at depth ``z`` (um)."""
+        return np.exp(-np.asarray(z, float) / _length(self.scattering_length))
+
+    def psf_width(self, z):
+        """Ballistic PSF sigma ``s_b(z) = sqrt(psf_sigma^2 + (blur_rate z)^2)`` in um."""
+        z = np.asarray(z, float)
+        return np.sqrt(self.psf_sigma**2 + (self.blur_rate * z) ** 2)
+
+    def haze_width(self, z):
+        """Halo sigma ``s_h(z) = haze_sigma + haze_rate z`` in um."""
+        return self.haze_sigma + self.haze_rate * np.asarray(z, float)
+
+    def to_dict(self):
+        """The parameters as a JSON-serializable dict (``inf`` lengths become ``None``)."""
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, float) and math.isinf(v):
+                d[k] = None
+        return d
+
+    @classmethod
+    def from_dict(cls, d):
+        """Inverse of :meth:`to_dict`; unknown keys raise a ValueError naming them."""
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown degradation parameters {sorted(unknown)}; known are {sorted(names)}")
+        return cls(**d)
+
+    def replace(self, **changes):
+        """A copy with some parameters changed, e.g. ``deg.replace(photons=30)``."""
+        d = asdict(self)
+        d.update(changes)
+        return type(self)(**d)
+
+    def slice_depths(self, n, *, depth=0.0, voxel_size_z=1.0, surface="first"):
+        """Depth (um) of each of ``n`` slices along Z; the surface end is at ``depth``."""
+        if surface not in ("first", "last"):
+            raise ValueError(f"surface must be 'first' or 'last' (which end of Z is the tissue surface), got {surface!r}")
+        z = depth + voxel_size_z * np.arange(n, dtype=float)
+        return z if surface == "first" else z[::-1]
+
+    # -- applying it ----------------------------------------------------------------------
+    def __call__(self, img, axes, extra_depth, *, depth=0.0, voxel_size=None, surface="first", rng=None):
+        """Make ``img`` look as if imaged ``extra_depth`` micrometres deeper.
+
+        Parameters
+        ----------
+        img : numpy.ndarray
+            Raw image, any real dtype; never modified.
+        axes : str
+            Axes of ``img`` (e.g. ``'YX'``, ``'ZYX'``, ``'CZYX'``, ``'SYX'``). Z, Y, X are
+            spatial; channels C are degraded independently, S and T are independent images.
+        extra_depth : float
+            Additional depth in micrometres (>= 0).
+        depth : float
+            Depth (um) of the surface-most slice, or of the plane for a 2D image (default 0).
+            For a 2D image it matters: the blur increment grows with the depth the image
+            was taken at.
+        voxel_size : sequence of float or None
+            Micrometres per pixel for each spatial axis in the order they appear in ``axes``
+            (e.g. ``(2, 0.5, 0.5)`` for ``'ZYX'``); default 1 for every axis.
+        surface : {'first', 'last'}
+            Which end of Z is the tissue surface.
+        rng : None, int or numpy.random.Generator
+            Randomness for the noise.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32 array of the same shape as ``img``.
+
+        Raises
+        ------
+        ValueError
+            If axes do not match ``img``, ``img`` holds NaN/Inf, ``extra_depth`` or ``depth``
+            is negative, or ``voxel_size`` has the wrong length.
+        """
+        img, axes = check_image_axes(img, axes)
+        _check_number(extra_depth, "extra_depth")
+        if extra_depth < 0:
+            raise ValueError(f"extra_depth must be >= 0 micrometres, got {extra_depth}")
+        _check_number(depth, "depth")
+        if depth < 0:
+            raise ValueError(f"depth must be >= 0 micrometres (0 is the tissue surface), got {depth}")
+        vs = spatial_voxel_size(axes, voxel_size)
+        d = float(extra_depth)
+
+        def params(z):
+            ra = float(np.exp(-d / _length(self.attenuation_length)))
+            rb = float(np.exp(-d / _length(self.scattering_length)))
+            s_ball = self.blur_rate * np.sqrt(np.maximum(2 * z * d + d * d, 0.0))
+            s_haze = self.haze_width(z + d)
+            return np.full_like(z, ra), np.full_like(z, rb), s_ball, s_haze
+
+        out = self._apply(img, axes, vs, params, depth, surface, offset=self.background)
+        return self._add_noise(out, rng)
+
+    def render(self, clean, axes, *, depth=0.0, voxel_size=None, surface="first", rng=None):
+        """Image a clean structure through the full model (from the surface to each depth).
+
+        Used to make synthetic data with known truth: slice ``k`` of ``clean`` is seen
+        through ``a(z_k)``, ``b(z_k)``, ``s_b(z_k)`` and ``s_h(z_k)``, then ``background`` and
+        noise are added. Parameters as in :meth:`__call__`.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, same shape as ``clean``.
+        """
+        clean, axes = check_image_axes(clean, axes)
+        vs = spatial_voxel_size(axes, voxel_size)
+
+        def params(z):
+            return self.attenuation(z), self.ballistic_fraction(z), self.psf_width(z), self.haze_width(z)
+
+        out = self._apply(clean, axes, vs, params, depth, surface, offset=0.0)
+        out += np.float32(self.background)
+        return self._add_noise(out, rng)
+
+    # -- internals ------------------------------------------------------------------------
+    def _apply(self, img, axes, vs, params, depth, surface, offset):
+        spatial = [a for a in axes if a in "ZYX"]
+        other = [i for i, a in enumerate(axes) if a not in "ZYX"]
+        order = other + [axes.index(a) for a in spatial]
+        x = np.transpose(img, order).astype(np.float32, copy=True)
+        lead = x.shape[: len(other)]
+        x = x.reshape((-1,) + x.shape[len(other):])
+        if "Z" not in spatial:  # 2D planes: give them a singleton Z at `depth`
+            x = x[:, None]
+            vsz = 1.0
+        else:
+            vsz = vs[0]
+        vyx = vs[-2:]
+        n_z = x.shape[1]
+        z = self.slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
+        ra, rb, s_ball, s_haze = params(z)
+        if offset:
+            x -= np.float32(offset)
+        for i in range(len(x)):
+            x[i] = _blur_mix(x[i], ra, rb, s_ball, s_haze, vsz, vyx, axial="Z" in spatial)
+        if offset:
+            x += np.float32(offset)
+        if "Z" not in spatial:
+            x = x[:, 0]
+        x = x.reshape(lead + x.shape[1:])
+        return np.ascontiguousarray(np.transpose(x, np.argsort(order)))
+
+    def _add_noise(self, out, rng):
+        if self.photons is None and not self.read_noise:
+            return out
+        rng = np.random.default_rng(rng)
+        if self.photons is not None:
+            signal = np.clip(out - np.float32(self.background), 0, None) * np.float32(self.photons)
+            noisy = rng.poisson(signal).astype(np.float32)
+            noisy /= np.float32(self.photons)
+            out = noisy + np.float32(self.background)
+        if self.read_noise:
+            out += rng.normal(0.0, self.read_noise, size=out.shape).astype(np.float32)
+        return out.astype(np.float32, copy=False)
+
+
+def _length(v):
+    return np.inf if v is None else float(v)
+
+
+def _check_number(v, name):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {v!r}") from None
+    if math.isnan(f) or (math.isinf(f) and name not in ("attenuation_length", "scattering_length")):
+        raise ValueError(f"{name} must be a finite number, got {v!r}")
+
+
+def _axial_matrix(sigmas_um, vsz):
+    """Rows k: normalized Gaussian of sigma ``sigmas_um[k]`` along Z centred on slice k.
+
+    Edges are handled by reflection (like scipy.ndimage's 'reflect' mode), so a flat stack
+    stays flat. Identity rows where the sigma is below 1% of a slice.
+    """
+    n = len(sigmas_um)
+    idx = np.arange(n)
+    m = np.zeros((n, n), np.float64)
+    for k, s in enumerate(np.asarray(sigmas_um, float) / vsz):
+        if s < 1e-2:
+            m[k, k] = 1.0
+            continue
+        r = int(min(np.ceil(4 * s), 4 * n))
+        offs = np.arange(-r, r + 1)
+        w = np.exp(-0.5 * (offs / s) ** 2)
+        w /= w.sum()
+        j = k + offs
+        # reflect (…2 1 0 | 0 1 2 … n-1 | n-1 n-2 …) until inside
+        while np.any((j < 0) | (j >= n)):
+            j = np.where(j < 0, -j - 1, j)
+            j = np.where(j >= n, 2 * n - j - 1, j)
+        np.add.at(m[k], j, w)
+    return m.astype(np.float32)
+
+
+def _pad_symmetric(vol, top, bottom, left, right):
+    """Mirror-pad the last two axes (like ``np.pad(mode='symmetric')``, several times faster)."""
+    n_z, ny, nx = vol.shape
+    if not (top or bottom or left or right):
+        return vol
+    out = np.empty((n_z, ny + top + bottom, nx + left + right), np.float32)
+    out[:, top: top + ny, left: left + nx] = vol
+    # rows (within the original column range), reflecting repeatedly if the pad exceeds the size
+    for i in range(top):
+        out[:, top - 1 - i, left: left + nx] = vol[:, _mirror(i, ny)]
+    for i in range(bottom):
+        out[:, top + ny + i, left: left + nx] = vol[:, _mirror(ny - 1 - i, ny)]
+    # columns (all rows, so corners are filled)
+    for j in range(left):
+        out[:, :, left - 1 - j] = out[:, :, left + _mirror(j, nx)]
+    for j in range(right):
+        out[:, :, left + nx + j] = out[:, :, left + _mirror(nx - 1 - j, nx)]
+    return out
+
+
+def _mirror(i, n):
+    """Index of the i-th mirrored sample (symmetric reflection, period 2n)."""
+    i = i % (2 * n)
+    return i if i < n else 2 * n - 1 - i
+
+
+def _lateral_tf(fy, fx, sy, sx):
+    """Gaussian transfer functions for each of k sigmas: (k, ny, nx_r) float32."""
+    gy = np.exp(-2 * np.pi**2 * (np.asarray(sy)[:, None] * fy[None]) ** 2).astype(np.float32)
+    gx = np.exp(-2 * np.pi**2 * (np.asarray(sx)[:, None] * fx[None]) ** 2).astype(np.float32)
+    return gy[:, :, None] * gx[:, None, :]
+
+
+def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial):
+    """out[k] = ra[k] * (rb[k] * G(s_ball[k]) vol + (1 - rb[k]) * G(s_haze[k]) vol)[k].
+
+    ``vol`` is (n_z, ny, nx) float32; sigmas in um, per output slice. Lateral Gaussians are
+    applied in Fourier space (exact, periodic boundary with reflective padding), axial ones
+    as a non-stationary Gaussian matrix along Z.
+    """
+    n_z, ny, nx = vol.shape
+    use_haze = np.any(rb < 1)
+    # Reflective padding against wrap-around; enough for the widest kernel, capped at the size.
+    smax = max(float(np.max(s_ball)), float(np.max(s_haze)) if use_haze else 0.0)
+    py = int(min(np.ceil(3 * smax / vyx[0]), ny - 1))
+    px = int(min(np.ceil(3 * smax / vyx[1]), nx - 1))
+    if np.all(s_ball < 1e-6) and not use_haze:
+        return vol * ra[:, None, None].astype(np.float32)
+    shape = (sfft.next_fast_len(ny + 2 * py, real=True), sfft.next_fast_len(nx + 2 * px, real=True))
+    padded = _pad_symmetric(vol, py, shape[0] - ny - py, px, shape[1] - nx - px)
+    fy = sfft.fftfreq(shape[0]).astype(np.float32)
+    fx = sfft.rfftfreq(shape[1]).astype(np.float32)
+
+    def branch(sig, weight):
+        src = padded
+        if axial and n_z > 1:
+            m = _axial_matrix(sig, vsz)
+            if not np.allclose(m, np.eye(n_z)):
+                src = (m @ padded.reshape(n_z, -1)).reshape(padded.shape)
+        spec = sfft.rfft2(src, workers=-1)
+        tf = _lateral_tf(fy, fx, sig / vyx[0], sig / vyx[1])
+        spec *= tf * weight[:, None, None].astype(np.float32)
+        return spec
+
+    spec = branch(np.asarray(s_ball, float), ra * rb)
+    if use_haze:
+        spec += branch(np.asarray(s_haze, float), ra * (1 - rb))
+    out = sfft.irfft2(spec, s=shape, workers=-1)
+    return np.ascontiguousarray(out[:, py: py + ny, px: px + nx], dtype=np.float32)
