@@ -1,0 +1,49 @@
+"""The ``deepcontrast degrade`` command and the CLI entry point."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tifffile
+
+from deepcontrast import DeepTissueDegradation, __version__
+from deepcontrast.cli import main
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    assert __version__ in capsys.readouterr().out
+    out = subprocess.run([sys.executable, "-m", "deepcontrast.cli", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "degrade" in out.stdout
+
+
+def test_degrade_writes_float32_equal_to_api(tmp_path):
+    img = np.random.default_rng(0).random((4, 32, 32)).astype(np.float32)
+    src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
+    tifffile.imwrite(src, img)
+    args = [str(src), str(dst), "--axes", "ZYX", "--extra-depth", "30", "--voxel-size", "2,0.5,0.5"]
+    assert main(["degrade", *args]) == 0
+    out = tifffile.imread(dst)
+    assert out.dtype == np.float32
+    expected = DeepTissueDegradation()(img, "ZYX", 30, voxel_size=(2, 0.5, 0.5))
+    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    # refuses to overwrite, and never writes over its input
+    assert main(["degrade", *args]) == 1
+    assert main(["degrade", str(src), str(src), "--axes", "ZYX", "--extra-depth", "1", "--overwrite"]) == 1
+    np.testing.assert_array_equal(tifffile.imread(src), img)
+    assert main(["degrade", *args, "--overwrite", "--photons", "20", "--seed", "1"]) == 0
+    assert not np.allclose(tifffile.imread(dst), expected)
+
+
+def test_degrade_bad_input(tmp_path, capsys):
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.zeros((8, 8), np.float32))
+    assert main(["degrade", str(src), str(tmp_path / "o.tif"), "--axes", "ZYX", "--extra-depth", "5"]) == 1
+    assert "do not match" in capsys.readouterr().err
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"not a tiff")
+    assert main(["degrade", str(bad), str(tmp_path / "o.tif"), "--axes", "YX", "--extra-depth", "5"]) == 1
+    assert "bad.tif" in capsys.readouterr().err
+    assert not (tmp_path / "o.tif").exists()
