@@ -25,7 +25,7 @@ def build_parser():
     )
     parser.add_argument("--version", action="version", version=f"deepcontrast {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
@@ -44,7 +44,7 @@ def main(argv=None):
     try:
         status = args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
-        print(f"deepcontrast {sys.argv[1] if len(sys.argv) > 1 else ''}: error: {e}", file=sys.stderr)
+        print(f"deepcontrast {args.command}: error: {e}", file=sys.stderr)
         return 1
     return 0 if status is None else int(status)
 
