@@ -1,0 +1,209 @@
+"""Export models in CSBDeep's SavedModel zip format, loadable by TensorFlow 1.15 (Fiji).
+
+CSBDeep's own ``export_TF`` raises ``NotImplementedError`` under Keras 3, and graphs written by
+TF 2 carry ops and attributes that the TensorFlow 1.15 runtime of Fiji's CSBDeep plugin rejects
+(e.g. ``NodeDef mentions attr 'explicit_paddings'``). :func:`export_fiji` freezes the network
+(weights as constants), removes everything TF 1.15 does not know and writes a TF1-style
+SavedModel (tag ``serve``, signature ``serving_default``, input ``input``, output ``output``).
+"""
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+from ._freeze import INPUT_NAME, OUTPUT_NAME, audit_graph_def, freeze_keras_model, make_tf115_compatible
+
+log = logging.getLogger(__name__)
+
+SERVE_TAG = "serve"
+SIGNATURE_KEY = "serving_default"
+
+
+def _jsonable(obj):
+    """Turn tuples/numpy scalars into plain JSON values (for config.json and meta.json)."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def csbdeep_meta(model):
+    """The ``meta.json`` that CSBDeep's ``export_TF`` writes, for ``model``.
+
+    Parameters
+    ----------
+    model : csbdeep.models.CARE
+        A CARE-like model (``config.axes``, ``config.probabilistic``, ``_axes_div_by``,
+        ``_axes_tile_overlap``).
+
+    Returns
+    -------
+    dict
+        ``type`` (class name), ``version`` (csbdeep version), ``probabilistic``, ``axes``,
+        ``axes_div_by`` and ``tile_overlap`` (one entry per axis of ``config.axes``).
+    """
+    from csbdeep.version import __version__ as csbdeep_version
+
+    axes = model.config.axes
+    return {
+        "type": model.__class__.__name__,
+        "version": csbdeep_version,
+        "probabilistic": bool(model.config.probabilistic),
+        "axes": axes,
+        "axes_div_by": [int(v) for v in model._axes_div_by(axes)],
+        "tile_overlap": [int(v) for v in model._axes_tile_overlap(axes)],
+    }
+
+
+def frozen_tf115_graph(model):
+    """Freeze ``model.keras_model`` and make it loadable by TensorFlow 1.15.
+
+    Returns
+    -------
+    tuple
+        ``(graph_def, input_tensor_name, output_tensor_name)``.
+    """
+    graph_def, inp, out = freeze_keras_model(model.keras_model)
+    return make_tf115_compatible(graph_def), inp, out
+
+
+def write_tf1_saved_model(graph_def, input_tensor, output_tensor, export_dir):
+    """Write a frozen GraphDef as a TF1-style SavedModel directory.
+
+    The graph is imported into a fresh ``tf.Graph`` and saved with
+    ``tf.compat.v1.saved_model.Builder`` under tag ``serve`` with signature
+    ``serving_default`` (input ``input``, output ``output``); the saved graph is cleaned and
+    audited again, so no attribute the builder re-added survives.
+
+    Raises
+    ------
+    ValueError
+        If the written graph still contains something TensorFlow 1.15 does not know.
+    """
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    v1 = tf.compat.v1
+    graph = tf.Graph()
+    with graph.as_default():
+        x, y = tf.graph_util.import_graph_def(graph_def, name="", return_elements=[input_tensor, output_tensor])
+        if x.name != f"{INPUT_NAME}:0":
+            x = tf.identity(x, name=INPUT_NAME)
+        y = tf.identity(y, name=OUTPUT_NAME)
+        with v1.Session(graph=graph) as sess:
+            builder = v1.saved_model.builder.SavedModelBuilder(str(export_dir))
+            sig = v1.saved_model.signature_def_utils.predict_signature_def(
+                inputs={INPUT_NAME: x}, outputs={OUTPUT_NAME: y}
+            )
+            builder.add_meta_graph_and_variables(
+                sess, [SERVE_TAG], signature_def_map={SIGNATURE_KEY: sig}, strip_default_attrs=True
+            )
+            builder.save()
+    pb = Path(export_dir) / "saved_model.pb"
+    saved = saved_model_pb2.SavedModel()
+    saved.ParseFromString(pb.read_bytes())
+    for mg in saved.meta_graphs:
+        clean = make_tf115_compatible(mg.graph_def)
+        mg.graph_def.CopyFrom(clean)
+        problems = audit_graph_def(mg.graph_def)
+        if problems:
+            raise ValueError("exported graph is not loadable by TensorFlow 1.15: " + "; ".join(problems))
+    pb.write_bytes(saved.SerializeToString())
+    (Path(export_dir) / "variables").mkdir(exist_ok=True)
+    # TF 2 writes a fingerprint that TF 1.x neither needs nor knows
+    (Path(export_dir) / "fingerprint.pb").unlink(missing_ok=True)
+    return Path(export_dir)
+
+
+def _zip_dir(src, zip_path):
+    """Zip the contents of ``src`` (like ``shutil.make_archive``, with directory entries)."""
+    src = Path(src)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+        for root, dirs, files in os.walk(src):
+            dirs.sort()
+            rel = Path(root).relative_to(src)
+            if rel != Path("."):
+                z.write(root, rel.as_posix() + "/")
+            for f in sorted(files):
+                z.write(Path(root) / f, (rel / f).as_posix())
+
+
+def export_fiji(model, fname=None):
+    """Export ``model`` as a CSBDeep SavedModel zip that Fiji's CSBDeep plugin (TF 1.15) can load.
+
+    The zip holds ``saved_model.pb`` (frozen graph: weights are constants, only ops and
+    attributes TensorFlow 1.15 knows, default-valued attributes stripped; tag ``serve``,
+    signature ``serving_default`` with input ``input`` and output ``output``), an empty
+    ``variables/`` folder, CSBDeep's ``meta.json`` (``type``, ``version``, ``probabilistic``,
+    ``axes``, ``axes_div_by``, ``tile_overlap``) and the model's ``config.json``.
+
+    The network expects *normalized* input (as in training, e.g. percentiles 1-99.8 mapped to
+    0-1); Fiji's CSBDeep plugin normalizes this way before running the graph.
+
+    Parameters
+    ----------
+    model : deepcontrast.DeepContrast or csbdeep.models.CARE
+        The model to export (any CARE-like model: ``keras_model``, ``config``, ``logdir``).
+    fname : str or pathlib.Path or None
+        Path of the zip; ``None`` means ``<model folder>/TF_SavedModel.zip`` as in CSBDeep.
+        An existing file is replaced (atomically: the new zip is written to a temporary file
+        first, so a failed export never leaves a broken zip).
+
+    Returns
+    -------
+    pathlib.Path
+        Path of the written zip.
+
+    Raises
+    ------
+    ValueError
+        If ``fname`` is None and the model has no folder (``basedir=None``), or the network
+        uses ops that TensorFlow 1.15 lacks.
+
+    Examples
+    --------
+    >>> model = DeepContrast(None, 'my_model', basedir='models')  # doctest: +SKIP
+    >>> export_fiji(model)  # doctest: +SKIP
+    PosixPath('models/my_model/TF_SavedModel.zip')
+    """
+    if fname is None:
+        if getattr(model, "logdir", None) is None:
+            raise ValueError(
+                "the model has no folder (basedir=None), so there is no default export path; "
+                "pass fname='some/path/TF_SavedModel.zip'"
+            )
+        fname = Path(model.logdir) / "TF_SavedModel.zip"
+    fname = Path(fname)
+    if fname.suffix != ".zip":
+        fname = fname.with_name(fname.name + ".zip")
+    fname.parent.mkdir(parents=True, exist_ok=True)
+
+    graph_def, inp, out = frozen_tf115_graph(model)
+    meta = csbdeep_meta(model)
+    config = _jsonable(vars(model.config))
+
+    fd, tmp_zip = tempfile.mkstemp(dir=fname.parent, prefix=f".{fname.name}.", suffix=".zip")
+    os.close(fd)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            export_dir = Path(tmp) / "model"
+            write_tf1_saved_model(graph_def, inp, out, export_dir)
+            (export_dir / "meta.json").write_text(json.dumps(meta, indent=4))
+            (export_dir / "config.json").write_text(json.dumps(config, indent=4))
+            _zip_dir(export_dir, tmp_zip)
+        os.replace(tmp_zip, fname)
+    except BaseException:
+        if os.path.exists(tmp_zip):
+            os.remove(tmp_zip)
+        raise
+    log.info("model exported in CSBDeep's SavedModel format (TensorFlow 1.15 compatible): %s", fname.resolve())
+    return fname
