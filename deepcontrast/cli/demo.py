@@ -1,0 +1,43 @@
+"""``deepcontrast demo``: the whole workflow in one command (see :func:`deepcontrast.demo.run_demo`)."""
+from ._common import parse_floats
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "demo",
+        help="run the whole workflow on the built-in sample (or your stack) and show the results",
+        description="Generate training data with the forward model, train a DeepContrast model, predict "
+        "iteratively, evaluate against the clean truth and CLAHE / Richardson-Lucy, export for Fiji, and "
+        "print a summary. Runs on the built-in synthetic sample unless --input is given. Default run: "
+        "at most ~10 minutes on a 2-core CPU; --quick: about 1-2 minutes.",
+    )
+    p.add_argument("--out", default="deepcontrast_demo", metavar="DIR",
+                   help="output folder (default deepcontrast_demo); a non-empty folder not created by the demo is refused")
+    p.add_argument("--quick", action="store_true", help="small sample, small network, few steps (weaker results)")
+    p.add_argument("--input", metavar="STACK.tif", help="your own stack instead of the built-in sample (no ground truth)")
+    p.add_argument("--axes", help="axes of --input, e.g. ZYX or YX (required with --input)")
+    p.add_argument("--voxel-size", help="um per pixel of --input for each spatial axis, e.g. 2,0.5,0.5")
+    p.add_argument("--surface", choices=("first", "last"), default="first", help="which end of Z is the tissue surface")
+    p.add_argument("--depth", type=float, default=0.0, help="depth (um) of the surface-most slice of --input (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty DIR not created by the demo")
+    p.set_defaults(func=run)
+
+
+def run(args):
+    from ..demo import run_demo
+
+    if args.input is None and (args.axes or args.voxel_size):
+        raise ValueError("--axes and --voxel-size describe --input; give --input STACK.tif too (or leave them out)")
+    vs = parse_floats(args.voxel_size, "--voxel-size") if args.voxel_size else None
+    result = run_demo(args.out, quick=args.quick, input=args.input, axes=args.axes, voxel_size=vs,
+                      surface=args.surface, depth=args.depth, overwrite=args.overwrite, rng=args.seed)
+    print()
+    print(result["table"])
+    print()
+    print(f"everything is in {result['paths']['out_dir']}/:")
+    for key, path in result["paths"].items():
+        if key != "out_dir":
+            print(f"  {key:22s} {path}")
+    print("Open the model in Fiji: Plugins > CSBDeep > Run your network, and choose "
+          f"{result['paths'].get('fiji_export', 'the exported .zip')}")
