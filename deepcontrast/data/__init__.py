@@ -1,0 +1,22 @@
+"""Training data from raw images alone, and the built-in sample.
+
+* :class:`DegradedRawData`: a ``csbdeep.data.RawData`` yielding (degraded raw, raw) pairs
+  made with the forward model; :func:`deep_tissue_distortions` is the same as a csbdeep
+  ``Transform``.
+* :func:`create_patches`: CSBDeep's ``create_patches`` that also saves the settings side file
+  (:func:`settings_path`, :func:`load_settings`).
+* :func:`synthetic_tissue`: a synthetic sample volume with known clean truth.
+"""
+from .generate import DegradedRawData, create_patches
+from .settings import load_settings, settings_path
+from .synthetic import synthetic_tissue
+from .transform import deep_tissue_distortions
+
+__all__ = [
+    "DegradedRawData",
+    "create_patches",
+    "deep_tissue_distortions",
+    "load_settings",
+    "settings_path",
+    "synthetic_tissue",
+]

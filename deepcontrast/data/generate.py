@@ -1,0 +1,386 @@
+"""Training pairs from raw images alone: :class:`DegradedRawData` and :func:`create_patches`."""
+import logging
+from itertools import chain
+from pathlib import Path
+
+import numpy as np
+from csbdeep.data import RawData
+from csbdeep.data import create_patches as _csbdeep_create_patches
+from csbdeep.io import save_training_data
+from csbdeep.utils import axes_check_and_normalize
+from tqdm.auto import tqdm
+
+from .._axes import check_image_axes
+from ..degradation import DeepTissueDegradation
+from .settings import atomic_write, settings_path, write_settings
+from .transform import (as_degradation, check_depth, check_extra_depth, check_n_degradations, check_surface,
+                        check_voxel_size, deep_tissue_distortions)
+
+__all__ = ["DegradedRawData", "create_patches"]
+
+log = logging.getLogger(__name__)
+
+#: at most this many images are read for ``degradation='auto'`` in :meth:`DegradedRawData.from_folder`
+N_CALIBRATION_IMAGES = 8
+
+
+class DegradedRawData(RawData):
+    """Training pairs ``(degraded raw, raw)`` made from raw images alone, as a csbdeep ``RawData``.
+
+    DeepContrast has no clean targets: the raw image is the target and the forward model
+    (:class:`~deepcontrast.DeepTissueDegradation`) makes the input by pushing it
+    ``extra_depth`` micrometres deeper. The generator yields ``(degraded, raw, axes, None)``
+    tuples, so :func:`csbdeep.data.create_patches`, ``save_training_data`` and
+    ``load_training_data(..., validation_split=...)`` work unchanged. Build it with
+    :meth:`from_folder` or :meth:`from_arrays`.
+
+    Attributes
+    ----------
+    generator, size, description
+        As in :class:`csbdeep.data.RawData`; ``size`` counts degraded copies
+        (images x ``n_degradations``).
+    settings : dict
+        JSON-serializable record of how the pairs are made: ``degradation`` (parameters),
+        ``extra_depth`` (``[low, high]``), ``n_degradations``, ``voxel_size``, ``surface``,
+        ``depth``, ``axes`` and ``calibration`` (the calibration report for
+        ``degradation='auto'``, else None). :func:`deepcontrast.data.create_patches` saves it
+        next to the training data so the model can store it.
+    degradation : DeepTissueDegradation
+        The forward model used.
+    names : list of str
+        The images (file paths, or ``'image <i>'`` for arrays).
+    shapes : list of tuple
+        Their shapes, known before any pixel is read (from the TIFF headers).
+    """
+
+    @classmethod
+    def from_folder(cls, basepath, source_dirs, axes, degradation, extra_depth, *, n_degradations=1, voxel_size=None,
+                    surface="first", depth=0.0, pattern="*.tif*", rng=None):
+        """Pairs from the raw TIFF images in ``basepath/<source_dir>/<pattern>``.
+
+        Images are read from disk one at a time while the generator runs (never all at once,
+        and never all degraded copies); a progress bar counts images done. Every file is
+        checked up front from its TIFF header (readable, dimensions match ``axes``), so a bad
+        file fails before any work is done.
+
+        Parameters
+        ----------
+        basepath : str or pathlib.Path
+            Base folder.
+        source_dirs : list of str
+            Folders (relative to ``basepath``, or absolute) holding raw images.
+        axes : str
+            Axes of every image, e.g. ``'YX'``, ``'ZYX'``, ``'CZYX'``.
+        degradation : DeepTissueDegradation, dict or 'auto'
+            The forward model, its parameters, or ``'auto'`` to estimate it (noise level etc.)
+            with ``DeepTissueDegradation.calibrate`` on the first (up to
+            ``N_CALIBRATION_IMAGES`` = 8) images, in sorted order.
+        extra_depth : float or (float, float)
+            Additional depth (um), or a ``(low, high)`` range sampled uniformly per copy.
+        n_degradations : int
+            Degraded copies per raw image, each with its own extra depth and noise.
+        voxel_size : sequence of float or None
+            Micrometres per pixel for each spatial axis of ``axes`` (default 1).
+        surface : {'first', 'last'}
+            Which end of Z is the tissue surface.
+        depth : float
+            Depth (um) of the surface-most slice (3D) or of the plane (2D). For 2D images it
+            matters: the blur increment grows with the depth the image was taken at.
+        pattern : str
+            Glob pattern of the image files in each folder.
+        rng : None, int or numpy.random.Generator
+            Seeds the extra-depth draws and the noise: the same seed gives the same pairs, and
+            iterating the generator again gives the same pairs too.
+
+        Returns
+        -------
+        DegradedRawData
+
+        Raises
+        ------
+        FileNotFoundError
+            If a folder does not exist or holds no file matching ``pattern``.
+        ValueError
+            If a file is not a readable TIFF, its dimensions do not match ``axes``, or an
+            argument is invalid.
+
+        Examples
+        --------
+        >>> from deepcontrast import DeepTissueDegradation
+        >>> raw_data = DegradedRawData.from_folder('data', ['raw'], 'ZYX', DeepTissueDegradation(photons=50),
+        ...                                        (10, 40), n_degradations=2, voxel_size=(2, 0.5, 0.5),
+        ...                                        rng=0)  # doctest: +SKIP
+        >>> X, Y, XY_axes = create_patches(raw_data, (16, 64, 64), 128,
+        ...                                save_file='data/my_training_data.npz')  # doctest: +SKIP
+        """
+        axes = _check_axes(axes)
+        if isinstance(source_dirs, (str, Path)):
+            source_dirs = [source_dirs]
+        files = []
+        for sd in source_dirs:
+            folder = Path(basepath) / sd
+            if not folder.is_dir():
+                raise FileNotFoundError(f"raw image folder {folder} does not exist; check basepath and source_dirs")
+            found = sorted(f for f in folder.glob(pattern) if f.is_file())
+            if not found:
+                raise FileNotFoundError(
+                    f"no files matching pattern {pattern!r} in folder {folder}; check the folder or pass another "
+                    "pattern (e.g. pattern='*.tif')"
+                )
+            files.extend(found)
+        shapes = [_tiff_shape(f, axes) for f in files]
+        loaders = [(str(f), (lambda f=f: _read_tiff(f, shape)), shape) for f, shape in zip(files, shapes)]
+        desc = f"{basepath}: sources={[str(s) for s in source_dirs]}, axes='{axes}', pattern='{pattern}'"
+
+        def calibration_images():
+            return [load() for _, load, _ in loaders[:N_CALIBRATION_IMAGES]]
+
+        return cls._make(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
+                         desc, calibration_images)
+
+    @classmethod
+    def from_arrays(cls, images, axes, degradation, extra_depth, *, n_degradations=1, voxel_size=None,
+                    surface="first", depth=0.0, rng=None):
+        """Pairs from raw images in memory.
+
+        Parameters
+        ----------
+        images : numpy.ndarray or sequence of numpy.ndarray
+            One raw image (``ndim == len(axes)``) or several (possibly of different shapes).
+        axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng
+            As in :meth:`from_folder` (``'auto'`` calibrates on all images).
+
+        Returns
+        -------
+        DegradedRawData
+
+        Raises
+        ------
+        ValueError
+            If an image does not match ``axes`` (its index and shape are named), holds NaN/Inf,
+            or an argument is invalid.
+
+        Examples
+        --------
+        >>> from deepcontrast import DeepTissueDegradation
+        >>> from deepcontrast.data import synthetic_tissue, create_patches
+        >>> observed, clean = synthetic_tissue((16, 64, 64))
+        >>> raw_data = DegradedRawData.from_arrays([observed], 'ZYX', DeepTissueDegradation(photons=50),
+        ...                                        (10, 40), voxel_size=(2, 0.5, 0.5), rng=0)
+        >>> X, Y, XY_axes = create_patches(raw_data, (8, 32, 32), 4, verbose=False)
+        >>> X.shape, XY_axes
+        ((4, 1, 8, 32, 32), 'SCZYX')
+        """
+        axes = _check_axes(axes)
+        if isinstance(images, np.ndarray) and images.ndim == len(axes):
+            images = [images]
+        images = list(images)
+        if not images:
+            raise ValueError("images is empty; give at least one raw image")
+        checked = []
+        for i, img in enumerate(images):
+            checked.append(check_image_axes(img, axes, name=f"image {i}")[0])
+        loaders = [(f"image {i}", (lambda img=img: img), img.shape) for i, img in enumerate(checked)]
+        return cls._make(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
+                         "numpy arrays", lambda: checked)
+
+    @classmethod
+    def _make(cls, loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
+              description, calibration_images):
+        lo, hi = check_extra_depth(extra_depth)
+        n = check_n_degradations(n_degradations)
+        depth = check_depth(depth)
+        check_surface(surface)
+        vs = check_voxel_size(axes, voxel_size)
+        deg = as_degradation(degradation)
+        calibration = None
+        if deg == "auto":
+            deg, report = DeepTissueDegradation.calibrate(calibration_images(), axes, voxel_size=vs, surface=surface,
+                                                          depth=depth)
+            calibration = report.to_dict() if hasattr(report, "to_dict") else None
+            log.info("calibrated degradation: %s", deg)
+        transform = deep_tissue_distortions(deg, (lo, hi), n_degradations=n, voxel_size=vs, surface=surface,
+                                            depth=depth, rng=rng)
+
+        def _raw_pairs():
+            for name, load, _ in tqdm(loaders, desc="degrading raw images", unit="image", leave=False):
+                img = load()
+                yield img, img, axes, None
+
+        def _gen():
+            # re-raise errors from the forward model with the image they concern
+            it = transform.generator(_raw_pairs())
+            names = iter([name for name, _, _ in loaders for _ in range(n)])
+            while True:
+                name = next(names, "?")
+                try:
+                    item = next(it)
+                except StopIteration:
+                    return
+                except ValueError as e:
+                    raise ValueError(f"{name}: {e}") from None
+                yield item
+
+        self = cls(_gen, len(loaders) * n, f"{description}; {transform.name} x {n}")
+        self.degradation = deg
+        self.names = [name for name, _, _ in loaders]
+        self.shapes = [tuple(shape) for _, _, shape in loaders]
+        self.settings = {
+            "degradation": deg.to_dict(),
+            "extra_depth": [lo, hi],
+            "n_degradations": n,
+            "voxel_size": vs,
+            "surface": surface,
+            "depth": depth,
+            "axes": axes,
+            "calibration": calibration,
+        }
+        return self
+
+
+def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None, overwrite=True, **kwargs):
+    """:func:`csbdeep.data.create_patches`, plus the settings side file and up-front checks.
+
+    Calls CSBDeep's ``create_patches`` unchanged (so ``transforms``, ``patch_filter``,
+    ``normalization``, ``shuffle``, ``verbose`` work as there). In addition:
+
+    * for a :class:`DegradedRawData`, the patch size is checked against every image before any
+      patch is extracted;
+    * ``save_file`` is written atomically (temp file, then rename: nothing half-written), and
+      ``raw_data.settings`` goes to :func:`settings_path` ``(save_file)``, e.g.
+      ``data/my_training_data.settings.json``, so training can store it with the model
+      (read it with :func:`load_settings`).
+
+    Parameters
+    ----------
+    raw_data : csbdeep.data.RawData
+        Usually a :class:`DegradedRawData`.
+    patch_size : tuple of int
+        Patch shape, one entry per axis of the images (or of ``patch_axes``).
+    n_patches_per_image : int
+        Patches per (degraded) image.
+    save_file : str or pathlib.Path or None
+        Where to save the patches (``.npz``, as :func:`csbdeep.io.save_training_data`).
+    overwrite : bool
+        Replace an existing ``save_file`` (default True, as CSBDeep does); with False an
+        existing file raises FileExistsError before any work is done.
+    **kwargs
+        Passed on to :func:`csbdeep.data.create_patches`.
+
+    Returns
+    -------
+    X, Y : numpy.ndarray
+        Input (degraded) and target (raw) patches, normalized.
+    XY_axes : str
+        Their axes, e.g. ``'SCZYX'``.
+
+    Raises
+    ------
+    ValueError
+        If ``patch_size`` does not fit the images (names the image, its shape and the axis).
+    FileExistsError
+        If ``save_file`` exists and ``overwrite`` is False.
+
+    Examples
+    --------
+    >>> from deepcontrast import DeepTissueDegradation
+    >>> from deepcontrast.data import DegradedRawData, synthetic_tissue, load_settings
+    >>> raw_data = DegradedRawData.from_arrays(synthetic_tissue((64, 64))[0], 'YX',
+    ...                                        DeepTissueDegradation(photons=50), (10, 40), rng=0)
+    >>> X, Y, axes = create_patches(raw_data, (32, 32), 8, save_file='data/pairs.npz',
+    ...                             verbose=False)  # doctest: +SKIP
+    >>> load_settings('data/pairs.npz')['extra_depth']  # doctest: +SKIP
+    [10.0, 40.0]
+    """
+    _check_patch_size(raw_data, patch_size, kwargs.get("patch_axes"))
+    if isinstance(n_patches_per_image, bool) or not isinstance(n_patches_per_image, (int, np.integer)) \
+            or n_patches_per_image < 1:
+        raise ValueError(f"n_patches_per_image must be an integer >= 1, got {n_patches_per_image!r}")
+    npz = None
+    if save_file is not None:
+        npz = Path(save_file).with_suffix(".npz")
+        if npz.exists() and not overwrite:
+            raise FileExistsError(f"training data file {npz} exists; pass overwrite=True or choose another save_file")
+    X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
+    if npz is not None:
+        atomic_write(npz, lambda tmp: save_training_data(tmp, X, Y, axes))
+        settings = getattr(raw_data, "settings", None)
+        if settings is not None:
+            write_settings(npz, settings)
+            log.info("saved %s and %s", npz, settings_path(npz))
+        else:
+            log.info("saved %s", npz)
+            if settings_path(npz).exists():
+                log.warning("%s is left from earlier data and does not describe %s", settings_path(npz), npz)
+    return X, Y, axes
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _check_axes(axes):
+    try:
+        axes = axes_check_and_normalize(axes)
+    except ValueError as e:
+        raise ValueError(f"invalid axes {axes!r}: {e} Use e.g. 'YX' or 'ZYX'.") from None
+    if "Y" not in axes or "X" not in axes:
+        raise ValueError(f"axes {axes!r} must contain both Y and X")
+    return axes
+
+
+def _tiff_shape(path, axes):
+    """Shape of the first series of a TIFF from its header; errors name the file."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tif:
+            shape = tuple(tif.series[0].shape)
+    except Exception as e:
+        raise ValueError(f"cannot read {path} as a TIFF ({type(e).__name__}: {e}); remove or replace it") from None
+    if len(shape) != len(axes):
+        raise ValueError(
+            f"image {path} has {len(shape)} dimensions {shape}, but axes {axes!r} have {len(axes)}; "
+            "give the axes of the images (e.g. 'YX' for 2D, 'ZYX' for stacks) or remove this file"
+        )
+    return shape
+
+
+def _read_tiff(path, shape):
+    import tifffile
+
+    try:
+        img = tifffile.imread(path)
+    except Exception as e:
+        raise ValueError(f"cannot read {path} as a TIFF ({type(e).__name__}: {e}); remove or replace it") from None
+    if img.shape != tuple(shape):
+        raise ValueError(f"image {path} has shape {img.shape}, but its header said {tuple(shape)}; re-save it")
+    return img
+
+
+def _check_patch_size(raw_data, patch_size, patch_axes):
+    try:
+        patch_size = tuple(int(p) for p in patch_size)
+    except (TypeError, ValueError):
+        raise ValueError(f"patch_size must be a tuple of integers, e.g. (16, 64, 64), got {patch_size!r}") from None
+    if any(p < 1 for p in patch_size):
+        raise ValueError(f"patch_size entries must be >= 1, got {patch_size}")
+    shapes = getattr(raw_data, "shapes", None)
+    axes = (getattr(raw_data, "settings", None) or {}).get("axes")
+    if shapes is None or axes is None:
+        return
+    p_axes = axes if patch_axes is None else axes_check_and_normalize(patch_axes)
+    if len(patch_size) != len(p_axes):
+        raise ValueError(
+            f"patch_size {patch_size} has {len(patch_size)} entries but the images have axes {p_axes!r}; "
+            "give one patch size per axis"
+        )
+    if set(p_axes) != set(axes):
+        return  # a transform changes the axes; leave the check to CSBDeep
+    smallest = {a: min(s[axes.index(a)] for s in shapes) for a in axes}
+    for name, shape in zip(raw_data.names, shapes):
+        for a, p in zip(p_axes, patch_size):
+            n = shape[axes.index(a)]
+            if p > n:
+                fit = tuple(min(q, smallest[b]) for b, q in zip(p_axes, patch_size))
+                raise ValueError(
+                    f"patch_size {patch_size} is larger than {name} of shape {shape} along {a} ({p} > {n}); "
+                    f"use a patch size that fits every image, e.g. {fit}"
+                )

@@ -1,0 +1,94 @@
+"""Where the data-generation settings live next to a training-data file, and atomic writes."""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["settings_path", "load_settings"]
+
+
+def settings_path(npz_path):
+    """Path of the settings side file of a training-data file.
+
+    ``'data/my_training_data.npz'`` -> ``'data/my_training_data.settings.json'``. Like
+    :func:`csbdeep.io.save_training_data`, a missing or different suffix is replaced by ``.npz``
+    first.
+
+    Parameters
+    ----------
+    npz_path : str or pathlib.Path
+        The training data file (as given to ``save_file``).
+
+    Returns
+    -------
+    pathlib.Path
+
+    Examples
+    --------
+    >>> str(settings_path('data/my_training_data.npz'))
+    'data/my_training_data.settings.json'
+    """
+    p = Path(npz_path).with_suffix(".npz")
+    return p.with_name(p.stem + ".settings.json")
+
+
+def load_settings(npz_path):
+    """The data-generation settings saved next to ``npz_path``, or None if there are none.
+
+    Parameters
+    ----------
+    npz_path : str or pathlib.Path
+        Training data written by :func:`deepcontrast.data.create_patches`.
+
+    Returns
+    -------
+    dict or None
+        The ``settings`` of the :class:`DegradedRawData` the patches came from (degradation
+        parameters, extra_depth range, voxel size, surface, depth, axes, calibration), or None
+        if no side file exists (e.g. data made with plain CSBDeep).
+
+    Raises
+    ------
+    ValueError
+        If the side file exists but is not valid JSON.
+
+    Examples
+    --------
+    >>> load_settings('does/not/exist.npz') is None
+    True
+    """
+    path = settings_path(npz_path)
+    if not path.exists():
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"settings file {path} is not valid JSON ({e}); delete or fix it") from None
+
+
+def atomic_write(path, write):
+    """Call ``write(tmp_path)`` (tmp in the same folder, same suffix) then rename to ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def write_settings(npz_path, settings):
+    """Write ``settings`` as JSON to :func:`settings_path` of ``npz_path`` (atomically)."""
+    text = json.dumps(settings, indent=2, sort_keys=True)
+
+    def _write(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text + "\n")
+
+    return atomic_write(settings_path(npz_path), _write)

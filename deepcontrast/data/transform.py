@@ -1,0 +1,169 @@
+"""The forward model as a csbdeep ``Transform``, and the argument checks it shares with
+:class:`~deepcontrast.data.DegradedRawData`."""
+import math
+
+import numpy as np
+from csbdeep.data import Transform
+
+from .._axes import spatial_voxel_size
+from ..degradation import DeepTissueDegradation
+
+__all__ = ["deep_tissue_distortions"]
+
+
+def deep_tissue_distortions(degradation, extra_depth, *, n_degradations=1, voxel_size=None, surface="first",
+                            depth=0.0, yield_target="source", rng=None):
+    """Degrade images further with the deep-tissue forward model, as a csbdeep ``Transform``.
+
+    Like :func:`csbdeep.data.anisotropic_distortions`: for every ``(x, y, axes, mask)`` from
+    the input generator it yields ``n_degradations`` tuples ``(degraded x, target, axes,
+    mask)``, each with its own ``extra_depth`` drawn uniformly from the range. The unmodified
+    pair is *not* passed through (an identity pair would teach the network to do nothing).
+    Use it to compose the degradation with other transforms in
+    :func:`csbdeep.data.create_patches`; :class:`DegradedRawData` is the simpler entry point.
+
+    Parameters
+    ----------
+    degradation : DeepTissueDegradation or dict
+        The forward model (or its parameters, as from ``DeepTissueDegradation.to_dict()``).
+    extra_depth : float or (float, float)
+        Additional depth in micrometres, or a ``(low, high)`` range sampled uniformly for each
+        degraded copy.
+    n_degradations : int
+        Degraded copies per input image (each with its own draw and noise).
+    voxel_size : sequence of float or None
+        Micrometres per pixel for each spatial axis of the images (e.g. ``(2, 0.5, 0.5)`` for
+        ``'ZYX'``); default 1.
+    surface : {'first', 'last'}
+        Which end of Z is the tissue surface.
+    depth : float
+        Depth (um) of the surface-most slice, or of the plane of a 2D image.
+    yield_target : {'source', 'target'}
+        ``'source'`` (default): the unmodified input image is the target (DeepContrast's
+        pairs); ``'target'``: pass the input generator's target through.
+    rng : None, int or numpy.random.Generator
+        Seeds the extra-depth draws and the noise. A seed (or generator state) is fixed when the
+        transform is made, so iterating it again yields the same pairs.
+
+    Returns
+    -------
+    csbdeep.data.Transform
+        With ``size == n_degradations``.
+
+    Raises
+    ------
+    ValueError
+        For a bad degradation, extra_depth, n_degradations, depth, surface or yield_target.
+
+    Examples
+    --------
+    >>> from csbdeep.data import RawData, create_patches
+    >>> from deepcontrast import DeepTissueDegradation
+    >>> from deepcontrast.data import deep_tissue_distortions, synthetic_tissue
+    >>> img = synthetic_tissue((64, 64), rng=1)[0]
+    >>> raw = RawData.from_arrays([img], [img], axes='YX')
+    >>> t = deep_tissue_distortions(DeepTissueDegradation(photons=50), (10, 40), n_degradations=2, rng=0)
+    >>> X, Y, axes = create_patches(raw, (32, 32), 4, transforms=[t], verbose=False)
+    >>> X.shape
+    (8, 1, 32, 32)
+    """
+    deg = as_degradation(degradation, allow_auto=False)
+    lo, hi = check_extra_depth(extra_depth)
+    n = check_n_degradations(n_degradations)
+    depth = check_depth(depth)
+    check_surface(surface)
+    if yield_target not in ("source", "target"):
+        raise ValueError(f"yield_target must be 'source' or 'target', got {yield_target!r}")
+    seed = int(np.random.default_rng(rng).integers(2**63))
+
+    def _gen(inputs):
+        g = np.random.default_rng(seed)
+        for x, y, axes, mask in inputs:
+            target = x if yield_target == "source" else y
+            for _ in range(n):
+                d = draw_extra_depth(g, lo, hi)
+                x_deg = deg(x, axes, d, depth=depth, voxel_size=voxel_size, surface=surface, rng=g)
+                yield x_deg, target, axes, mask
+
+    name = f"Deep-tissue degradation (extra depth {lo:g}-{hi:g} um)" if hi > lo else \
+        f"Deep-tissue degradation (extra depth {lo:g} um)"
+    return Transform(name, _gen, n)
+
+
+# -- argument checks shared with DegradedRawData --------------------------------------------
+def as_degradation(degradation, *, allow_auto=True):
+    """A DeepTissueDegradation from an instance, a dict of parameters, or (if allowed) 'auto'."""
+    if isinstance(degradation, DeepTissueDegradation):
+        return degradation
+    if isinstance(degradation, dict):
+        return DeepTissueDegradation.from_dict(degradation)
+    if isinstance(degradation, str) and degradation == "auto" and allow_auto:
+        return "auto"
+    hint = ", or 'auto' to calibrate it on the raw images" if allow_auto else ""
+    raise ValueError(
+        f"degradation must be a DeepTissueDegradation or a dict of its parameters{hint}; got {degradation!r}. "
+        "Example: DeepTissueDegradation(photons=50)"
+    )
+
+
+def check_extra_depth(extra_depth):
+    """``(low, high)`` in um from a number or a range; errors for empty/inverted/negative ones."""
+    if np.ndim(extra_depth) == 0:
+        lo = hi = _finite(extra_depth, "extra_depth")
+    else:
+        vals = list(np.ravel(extra_depth)) if not isinstance(extra_depth, (list, tuple)) else list(extra_depth)
+        if len(vals) != 2:
+            raise ValueError(
+                f"extra_depth must be a number or a (low, high) range in micrometres, got {extra_depth!r} "
+                f"with {len(vals)} entries; e.g. extra_depth=(10, 40)"
+            )
+        lo = _finite(vals[0], "extra_depth low")
+        hi = _finite(vals[1], "extra_depth high")
+        if lo > hi:
+            raise ValueError(
+                f"extra_depth range ({lo:g}, {hi:g}) is inverted (low > high); give it as (low, high), "
+                f"e.g. ({hi:g}, {lo:g})"
+            )
+    if lo < 0:
+        raise ValueError(f"extra_depth must be >= 0 micrometres (deeper, not shallower), got {extra_depth!r}")
+    return lo, hi
+
+
+def draw_extra_depth(g, lo, hi):
+    return float(g.uniform(lo, hi)) if hi > lo else lo
+
+
+def check_n_degradations(n):
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n_degradations must be an integer >= 1 (degraded copies per raw image), got {n!r}")
+    return int(n)
+
+
+def check_depth(depth):
+    depth = _finite(depth, "depth")
+    if depth < 0:
+        raise ValueError(f"depth must be >= 0 micrometres (0 is the tissue surface), got {depth:g}")
+    return depth
+
+
+def check_surface(surface):
+    if surface not in ("first", "last"):
+        raise ValueError(f"surface must be 'first' or 'last' (which end of Z is the tissue surface), got {surface!r}")
+    return surface
+
+
+def check_voxel_size(axes, voxel_size):
+    """Voxel size as a list of floats (one per spatial axis) or None; validated against axes."""
+    if voxel_size is None:
+        return None
+    return [float(v) for v in spatial_voxel_size(axes, voxel_size)]
+
+
+def _finite(v, name):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number (micrometres), got {v!r}") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{name} must be a finite number (micrometres), got {v!r}")
+    return f
