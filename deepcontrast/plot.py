@@ -1,0 +1,243 @@
+"""Figures for the contrast/detail trade-off (matplotlib, object API: no pyplot state, Agg-safe).
+
+Every function returns a :class:`matplotlib.figure.Figure`; save it with ``fig.savefig(path)``
+or show it in Jupyter by leaving it as the last expression of a cell.
+"""
+import numpy as np
+
+from .metrics import contrast_profile
+
+__all__ = ["plot_contrast_profile", "plot_iterations", "plot_tradeoff"]
+
+_METRIC_LABEL = {
+    "rms": "RMS contrast (std / mean)",
+    "michelson": "Michelson contrast (p99 - p1) / (p99 + p1)",
+    "weber": "Weber contrast (fg - bg) / bg",
+    "dcts": "DCT Shannon entropy (sharpness)",
+}
+
+
+def _figure(figsize):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=figsize, layout="constrained")
+
+
+def plot_contrast_profile(images, axes, *, depths=None, metric="rms", voxel_size_z=None, depth=0.0,
+                          surface="first", title=None):
+    """Contrast vs depth, one curve per image (raw, each iteration, baselines).
+
+    Parameters
+    ----------
+    images : dict of str -> array_like
+        Images to compare by label, e.g. ``{'raw': raw, 'iteration 1': y1, 'CLAHE': c}``, all
+        with axes ``axes``.
+    axes : str
+        Axes of the images, e.g. ``'ZYX'`` (without Z each image gives one point).
+    depths : array_like, optional
+        Depth in um of each Z slice. Default: from ``voxel_size_z``, ``depth`` and ``surface``
+        (slice index when ``voxel_size_z`` is None).
+    metric : str
+        Contrast metric (see :func:`deepcontrast.metrics.contrast_profile`).
+    voxel_size_z : float, optional
+        um per Z slice.
+    depth : float
+        Depth (um) of the surface-end slice.
+    surface : {'first', 'last'}
+        Which end of Z is the tissue surface.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If ``images`` is empty or ``depths`` has the wrong length.
+
+    Examples
+    --------
+    >>> fig = plot_contrast_profile({'raw': np.random.default_rng(0).random((4, 16, 16))}, 'ZYX')
+    """
+    if not images:
+        raise ValueError("images is empty; pass a dict like {'raw': raw, 'iteration 1': y1}")
+    profiles = {k: contrast_profile(v, axes, metric=metric) for k, v in images.items()}
+    n = len(next(iter(profiles.values())))
+    if depths is not None:
+        depths = np.asarray(depths, float)
+        if depths.shape != (n,):
+            raise ValueError(f"depths has {depths.size} entries but the images have {n} Z slices")
+        xlabel = "depth below surface (um)"
+    elif voxel_size_z is not None:
+        from .degradation import DeepTissueDegradation
+
+        depths = DeepTissueDegradation().slice_depths(n, depth=depth, voxel_size_z=voxel_size_z, surface=surface)
+        xlabel = "depth below surface (um)"
+    else:
+        depths = np.arange(n, dtype=float) if surface == "first" else np.arange(n, dtype=float)[::-1]
+        xlabel = "slice index from the surface"
+    fig = _figure((6.4, 4.2))
+    ax = fig.add_subplot()
+    order = np.argsort(depths)
+    for label, prof in profiles.items():
+        style = dict(color="k", lw=2.2) if label.lower() == "raw" else dict(lw=1.6)
+        if "clahe" in label.lower() or "richardson" in label.lower() or "rl" == label.lower():
+            style["ls"] = "--"
+        ax.plot(depths[order], prof[order], marker="o" if n < 12 else None, label=label, **style)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(_METRIC_LABEL.get(metric, str(metric)))
+    ax.set_title(title or "Contrast vs depth")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return fig
+
+
+def _plane(img, axes, z):
+    from .metrics import _yx_last
+
+    img, axes = _yx_last(img, axes)
+    if "Z" in axes:
+        zi = axes.index("Z")
+        nz = img.shape[zi]
+        img = np.take(img, nz - 1 if z is None else z, axis=zi)
+    while img.ndim > 2:  # channels etc.: show the first
+        img = img[0]
+    return img
+
+
+def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zoom=None, percentiles=(1, 99.8),
+                    cmap="magma"):
+    """Raw image and each iterate side by side, on one display range, with an optional zoom inset.
+
+    Parameters
+    ----------
+    raw : array_like
+        The raw image.
+    iterates : sequence of array_like
+        Images to show next to it (iterations, baselines), each of the raw's shape.
+    axes : str
+        Axes of the images.
+    labels : sequence of str, optional
+        Panel names (default ``'raw'``, ``'iteration 1'``, ...), length ``1 + len(iterates)``.
+    titles : sequence of str, optional
+        Extra title lines per panel (e.g. metrics), length ``1 + len(iterates)``.
+    z : int, optional
+        Z slice to show for stacks (default: the last slice).
+    zoom : (y0, y1, x0, x1) or True, optional
+        Region to magnify in an inset (True: the central quarter).
+    percentiles : (float, float)
+        Display range: these percentiles of all panels pooled (every panel uses the same range).
+    cmap : str
+        Colormap.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Raises
+    ------
+    ValueError
+        If shapes or list lengths do not match.
+
+    Examples
+    --------
+    >>> x = np.random.default_rng(0).random((16, 16))
+    >>> fig = plot_iterations(x, [x, x], 'YX', zoom=True)
+    """
+    images = [raw] + list(iterates)
+    n = len(images)
+    labels = list(labels) if labels is not None else ["raw"] + [f"iteration {k}" for k in range(1, n)]
+    titles = list(titles) if titles is not None else [""] * n
+    if len(labels) != n or len(titles) != n:
+        raise ValueError(f"labels and titles need {n} entries (raw + {n - 1} images), got {len(labels)} and {len(titles)}")
+    shape = np.shape(raw)
+    for k, im in enumerate(images[1:], 1):
+        if np.shape(im) != shape:
+            raise ValueError(f"image {k} ({labels[k]}) has shape {np.shape(im)}, raw has {shape}; they must match")
+    planes = [_plane(im, axes, z) for im in images]
+    vmin, vmax = np.percentile(np.concatenate([p.ravel() for p in planes]), percentiles)
+    if vmax <= vmin:
+        vmax = vmin + 1
+    ncol = min(n, 4)
+    nrow = int(np.ceil(n / ncol))
+    fig = _figure((3.2 * ncol, 3.4 * nrow))
+    if zoom is True:
+        ny, nx = planes[0].shape
+        zoom = (3 * ny // 8, 5 * ny // 8, 3 * nx // 8, 5 * nx // 8)
+    panels = []
+    for k, (p, lab, tit) in enumerate(zip(planes, labels, titles)):
+        ax = fig.add_subplot(nrow, ncol, k + 1)
+        panels.append(ax)
+        im = ax.imshow(p, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        ax.set_title(lab + (f"\n{tit}" if tit else ""), fontsize="small")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if zoom is not None:
+            y0, y1, x0, x1 = (int(v) for v in zoom)
+            ins = ax.inset_axes([0.6, 0.6, 0.38, 0.38])
+            ins.imshow(p[y0:y1, x0:x1], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+            ins.set_xticks([])
+            ins.set_yticks([])
+            for s in ins.spines.values():
+                s.set_edgecolor("w")
+            ax.add_patch(_rect(x0, y0, x1 - x0, y1 - y0))
+    fig.colorbar(im, ax=panels, shrink=0.8, label="intensity (same range in all panels)")
+    sl = "" if "Z" not in axes.upper() else f" (Z slice {'last' if z is None else z})"
+    fig.suptitle("Raw and iterates" + sl)
+    return fig
+
+
+def _rect(x, y, w, h):
+    from matplotlib.patches import Rectangle
+
+    return Rectangle((x - 0.5, y - 0.5), w, h, fill=False, edgecolor="w", lw=1)
+
+
+def plot_tradeoff(table, *, suggested=None, baselines=None, title=None):
+    """Contrast gain vs detail retention per iteration, with the suggested iteration marked.
+
+    Parameters
+    ----------
+    table : list of dict
+        Rows of :func:`deepcontrast.metrics.iteration_tradeoff` (``contrast_gain`` and
+        ``detail_retention``; row 0 = raw).
+    suggested : int, optional
+        Iteration to mark (e.g. :func:`deepcontrast.metrics.suggest_n_iter`).
+    baselines : dict of str -> dict, optional
+        Extra points by label (rows with the same keys), e.g. CLAHE and Richardson-Lucy.
+    title : str, optional
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> t = [dict(iteration=0, contrast_gain=1, detail_retention=1), dict(iteration=1, contrast_gain=1.5, detail_retention=.8)]
+    >>> fig = plot_tradeoff(t, suggested=1)
+    """
+    fig = _figure((5.6, 4.4))
+    ax = fig.add_subplot()
+    pts = [(r.get("iteration", k), r.get("detail_retention"), r.get("contrast_gain")) for k, r in enumerate(table)]
+    pts = [p for p in pts if p[1] is not None and p[2] is not None]
+    if pts:
+        it, x, y = zip(*pts)
+        ax.plot(x, y, "-o", color="C0", label="iterations")
+        for k, xi, yi in pts:
+            ax.annotate("raw" if k == 0 else str(k), (xi, yi), textcoords="offset points", xytext=(6, 4))
+        if suggested is not None and suggested in it:
+            i = it.index(suggested)
+            ax.plot([x[i]], [y[i]], marker="*", ms=18, color="C3", ls="none", label=f"suggested: {suggested} iteration(s)")
+    for k, (name, r) in enumerate((baselines or {}).items()):
+        if r.get("detail_retention") is not None and r.get("contrast_gain") is not None:
+            ax.plot([r["detail_retention"]], [r["contrast_gain"]], marker="s", ls="none", color=f"C{k + 1}", label=name)
+    ax.set_xlabel("detail retention vs raw (band-pass correlation, 1 = all kept)")
+    ax.set_ylabel("contrast gain (RMS contrast / raw's)")
+    ax.invert_xaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(title or "Contrast gained vs detail kept")
+    return fig
