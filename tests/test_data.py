@@ -290,3 +290,14 @@ def test_nan_image_named_when_generated(folder):
     rd = DegradedRawData.from_folder(folder, ["raw"], "ZYX", DEG, 20, pattern="nan.tif")
     with pytest.raises(ValueError, match="nan.tif.*NaN"):
         list(rd.generator())
+
+
+def test_create_patches_rng_reproducible_and_restores_global_state(stack):
+    rd = DegradedRawData.from_arrays([stack], "ZYX", DEG, (10, 40), voxel_size=VS, rng=0)
+    np.random.seed(123)
+    expected_next = np.random.random()
+    np.random.seed(123)
+    X1, _, _ = create_patches(rd, (4, 16, 16), 6, rng=5, verbose=False)
+    assert np.random.random() == expected_next
+    X2, _, _ = create_patches(rd, (4, 16, 16), 6, rng=5, verbose=False)
+    np.testing.assert_array_equal(X1, X2)

@@ -77,6 +77,6 @@ def run(args):
         raw_data = DegradedRawData.from_folder(".", args.raw_dirs, args.axes, degradation, extra_depth,
                                                pattern=args.pattern, **kw)
     X, Y, axes = create_patches(raw_data, patch_size, args.n_patches, save_file=out, overwrite=args.overwrite,
-                                verbose=False)
+                                rng=args.seed, verbose=False)
     print(f"wrote {out}: X and Y of shape {X.shape} (axes {axes}) from {len(raw_data.names)} image(s) "
           f"x {raw_data.settings['n_degradations']} degradation(s); settings in {settings_path(out)}")

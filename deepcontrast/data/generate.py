@@ -238,7 +238,7 @@ class DegradedRawData(RawData):
         return self
 
 
-def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None, overwrite=True, **kwargs):
+def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None, overwrite=True, rng=None, **kwargs):
     """:func:`csbdeep.data.create_patches`, plus the settings side file and up-front checks.
 
     Calls CSBDeep's ``create_patches`` unchanged (so ``transforms``, ``patch_filter``,
@@ -264,6 +264,10 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
     overwrite : bool
         Replace an existing ``save_file`` (default True, as CSBDeep does); with False an
         existing file raises FileExistsError before any work is done.
+    rng : None, int or numpy.random.Generator
+        Makes patch positions and shuffling reproducible. CSBDeep draws them from NumPy's
+        global random state; with ``rng`` given, that state is seeded from ``rng`` for the
+        call and restored afterwards. ``None`` leaves CSBDeep's behaviour unchanged.
     **kwargs
         Passed on to :func:`csbdeep.data.create_patches`.
 
@@ -301,7 +305,15 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
         npz = Path(save_file).with_suffix(".npz")
         if npz.exists() and not overwrite:
             raise FileExistsError(f"training data file {npz} exists; pass overwrite=True or choose another save_file")
-    X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
+    if rng is None:
+        X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
+    else:
+        state = np.random.get_state()
+        np.random.seed(int(np.random.default_rng(rng).integers(2**32)))
+        try:
+            X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
+        finally:
+            np.random.set_state(state)
     if npz is not None:
         atomic_write(npz, lambda tmp: save_training_data(tmp, X, Y, axes))
         settings = getattr(raw_data, "settings", None)
