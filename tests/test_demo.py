@@ -1,0 +1,128 @@
+"""The demo: output-folder safety, 2D-on-slices helpers, and the end-to-end quick run."""
+import json
+
+import numpy as np
+import pytest
+
+from deepcontrast.cli import main
+from deepcontrast.demo import MARKER, demo_settings, prepare_out_dir
+from deepcontrast.demo.slices import StackNormalizer, squeeze_axis
+
+
+# -- output folder ----------------------------------------------------------------------------
+def test_prepare_out_dir_creates_folder_with_marker(tmp_path):
+    out = prepare_out_dir(tmp_path / "new" / "demo")
+    assert out.is_dir() and (out / MARKER).exists()
+
+
+def test_prepare_out_dir_accepts_its_own_folder_again(tmp_path):
+    out = prepare_out_dir(tmp_path / "demo")
+    (out / "metrics.json").write_text("{}")
+    assert prepare_out_dir(out) == out
+
+
+def test_prepare_out_dir_accepts_empty_foreign_folder(tmp_path):
+    assert prepare_out_dir(tmp_path).is_dir()
+
+
+def test_prepare_out_dir_refuses_foreign_nonempty_folder(tmp_path):
+    (tmp_path / "precious.tif").write_bytes(b"data")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        prepare_out_dir(tmp_path)
+
+
+def test_prepare_out_dir_overwrite_keeps_foreign_files(tmp_path):
+    (tmp_path / "precious.tif").write_bytes(b"data")
+    prepare_out_dir(tmp_path, overwrite=True)
+    assert (tmp_path / "precious.tif").read_bytes() == b"data"
+
+
+def test_prepare_out_dir_refuses_a_file(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(FileExistsError, match="not a folder"):
+        prepare_out_dir(f)
+
+
+def test_cli_demo_refuses_foreign_nonempty_folder(tmp_path, capsys):
+    (tmp_path / "precious.tif").write_bytes(b"data")
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 1
+    assert "not created by 'deepcontrast demo'" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.tif"]
+
+
+def test_cli_demo_axes_without_input_is_an_error(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--axes", "ZYX"]) == 1
+    assert "--input" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_run_demo_input_without_axes_is_an_error(tmp_path):
+    from deepcontrast.demo import run_demo
+
+    with pytest.raises(ValueError, match="axes"):
+        run_demo(tmp_path / "d", input=np.zeros((4, 32, 32), np.float32))
+
+
+# -- settings and 2D-on-slices helpers ----------------------------------------------------------
+def test_demo_settings_are_fresh_copies():
+    s = demo_settings()
+    s["shape"] = (1, 1, 1)
+    assert demo_settings()["shape"] != (1, 1, 1)
+
+
+def test_quick_settings_are_smaller():
+    d, q = demo_settings(), demo_settings(quick=True)
+    assert np.prod(q["shape"]) < np.prod(d["shape"])
+    assert q["train_epochs"] * q["train_steps_per_epoch"] < d["train_epochs"] * d["train_steps_per_epoch"]
+
+
+def test_squeeze_axis_drops_singleton_z():
+    X = np.arange(5 * 8 * 8).reshape(5, 1, 1, 8, 8)
+    X2, Y2, axes = squeeze_axis(X, X + 1, "SCZYX")
+    assert X2.shape == (5, 1, 8, 8) and axes == "SCYX"
+    assert np.array_equal(Y2 - X2, np.ones_like(X2))
+
+
+def test_squeeze_axis_refuses_thick_patches():
+    X = np.zeros((5, 1, 2, 8, 8))
+    with pytest.raises(ValueError, match="patch_size"):
+        squeeze_axis(X, X, "SCZYX")
+
+
+def test_stack_normalizer_uses_whole_stack_and_inverts():
+    stack = np.stack([np.full((8, 8), v, np.float32) for v in (1.0, 5.0, 9.0)])
+    n = StackNormalizer(pmin=0, pmax=100).fit(stack)
+    dim = n.before(stack[0], "YX")
+    assert np.allclose(dim, 0.0)  # the dim slice stays dim (not stretched to [0, 1] on its own)
+    assert np.allclose(n.before(stack[1], "YX"), 0.5)
+    back, _ = n.after(dim, None, "YX")
+    assert np.allclose(back, stack[0])
+
+
+# -- end to end -----------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_demo_quick_end_to_end(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert str(out) in printed and "suggested" in printed.lower()
+    for name in ("metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png", "demo_summary.json",
+                 "ground_truth.tif", "data/training_data.npz", "data/training_data.settings.json",
+                 "models/demo_model/config.json", "models/demo_model/weights_best.h5",
+                 "models/demo_model/TF_SavedModel.zip", MARKER):
+        assert (out / name).exists(), name
+    assert len(list(out.glob("*.tif"))) >= 4  # truth, raw, iterations, baselines
+    summary = json.loads((out / "demo_summary.json").read_text())
+    assert summary["deep_third"]["raw"]["psnr"] > 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    gains = _contrast_gains(metrics)
+    assert gains and gains[0] > 0, gains  # contrast rises over the raw
+    # a second run into its own folder is allowed without --overwrite
+    assert (out / MARKER).exists()
+
+
+def _contrast_gains(metrics):
+    """Contrast gain over the raw per iteration, from metrics.json."""
+    its = metrics["iterations"]
+    return [float(it["contrast_gain"]) for it in its]
