@@ -1,0 +1,201 @@
+"""Configuration of a DeepContrast network: csbdeep's ``Config`` plus the data settings."""
+import importlib.util
+import json
+from pathlib import Path
+
+from csbdeep.models import Config as _CSBDeepConfig
+
+__all__ = ["Config", "settings_path"]
+
+#: keys this subclass adds to csbdeep's configuration, with their defaults
+EXTRA_DEFAULTS = {
+    # settings of the data generation (forward model, extra depth, ...), see DegradedRawData.settings
+    "degradation_settings": None,
+    # memory (MiB) one prediction call may use when ``n_tiles=None`` picks the tiling
+    "predict_memory_mb": 2048,
+}
+
+
+def settings_path(npz_path):
+    """Path of the settings side file of a training-data npz (``'<npz without .npz>.settings.json'``)."""
+    p = Path(npz_path)
+    if p.suffix == ".npz":
+        p = p.with_suffix("")
+    return p.with_name(p.name + ".settings.json")
+
+
+def _tensorboard_available():
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+class Config(_CSBDeepConfig):
+    """Configuration of a :class:`~deepcontrast.models.DeepContrast` network.
+
+    A :class:`csbdeep.models.Config` (same keys, same validation) with defaults chosen for
+    contrast restoration and two extra keys. All keys are saved in the model folder's
+    ``config.json``.
+
+    Defaults that differ from, or are worth stating next to, CSBDeep's:
+
+    - ``train_loss='mae'``: the targets (raw images) carry shot noise; the L1 loss is less
+      pulled by bright noisy pixels than L2 and is CSBDeep's default for CARE as well.
+    - ``unet_n_depth=2``, ``unet_kern_size=5`` (2D) / ``3`` (3D), ``unet_n_first=32``: CSBDeep's
+      CARE net. Its receptive field (theoretically 43 px in 2D) covers the scattered-light halo
+      of the default forward model at typical pixel sizes while staying fast to apply; deeper
+      nets cost speed for little gain in our checks.
+    - ``train_tensorboard``: on only when the ``tensorboard`` package is importable (TF >= 2.16
+      no longer installs it and CSBDeep's TensorBoard callback would fail).
+
+    Parameters
+    ----------
+    axes : str
+        Axes of the network input, e.g. ``'YX'`` or ``'ZYX'`` (channel axis optional).
+    n_channel_in, n_channel_out : int
+        Number of input and output channels (equal for iterative prediction).
+    probabilistic : bool
+        Predict per-pixel Laplace distributions (CSBDeep's probabilistic CARE).
+    allow_new_parameters : bool
+        Allow keys that neither csbdeep nor this class define.
+    **kwargs
+        Any configuration key (see :class:`csbdeep.models.Config`) and the extra keys:
+
+        ``degradation_settings`` : dict or None
+            The data-generation settings (forward model parameters, extra depth, voxel size,
+            ...; what ``DegradedRawData.settings`` returns and the ``.settings.json`` side file
+            of the training data holds). Saved with the model so it documents how it was trained.
+        ``predict_memory_mb`` : float
+            Memory budget (MiB) of one network call when ``predict(..., n_tiles=None)`` chooses
+            the tiling automatically (default 2048).
+
+    Raises
+    ------
+    ValueError
+        Invalid axes (from csbdeep).
+    AttributeError
+        An unknown key (unless ``allow_new_parameters``).
+
+    Examples
+    --------
+    >>> config = Config('ZYX', unet_n_depth=2, train_epochs=50)
+    >>> config.is_valid()
+    True
+    """
+
+    def __init__(self, axes="YX", n_channel_in=1, n_channel_out=1, probabilistic=False,
+                 allow_new_parameters=False, **kwargs):
+        extra = {k: kwargs.pop(k) for k in list(kwargs) if k in EXTRA_DEFAULTS}
+        kwargs.setdefault("train_tensorboard", _tensorboard_available())
+        super().__init__(axes, n_channel_in, n_channel_out, probabilistic,
+                         allow_new_parameters=allow_new_parameters, **kwargs)
+        for k, v in EXTRA_DEFAULTS.items():
+            setattr(self, k, extra.get(k, v))
+
+    @classmethod
+    def from_training_data(cls, npz_path, axes=None, **kwargs):
+        """Make a configuration that matches a training-data npz and its settings side file.
+
+        Reads the axes (and channel counts) from ``npz_path`` (as written by
+        :func:`csbdeep.io.save_training_data`) and the data-generation settings from
+        ``'<npz_path without .npz>.settings.json'`` when that file exists.
+
+        Parameters
+        ----------
+        npz_path : str or Path
+            Training data written by ``deepcontrast.data.create_patches(..., save_file=...)``.
+        axes : str or None
+            Network axes; ``None`` takes them from the npz (without the sample axis).
+        **kwargs
+            Further configuration keys (override what was read).
+
+        Returns
+        -------
+        Config
+
+        Raises
+        ------
+        FileNotFoundError
+            ``npz_path`` does not exist.
+        ValueError
+            The npz or the settings file cannot be read.
+
+        Examples
+        --------
+        >>> config = Config.from_training_data('data/my_training_data.npz', train_epochs=20)  # doctest: +SKIP
+        """
+        import numpy as np
+
+        npz_path = Path(npz_path)
+        if not npz_path.exists():
+            raise FileNotFoundError(f"training data {npz_path} does not exist; create it with deepcontrast datagen")
+        try:
+            with np.load(npz_path) as f:
+                data_axes = str(f["axes"].item()) if "axes" in f else None
+                x_shape = f["X"].shape
+                y_shape = f["Y"].shape
+        except Exception as e:
+            raise ValueError(f"cannot read training data {npz_path} ({type(e).__name__}: {e}); "
+                             "it must be an npz written by csbdeep.io.save_training_data") from None
+        if axes is None:
+            if data_axes is None:
+                raise ValueError(f"{npz_path} stores no axes; pass axes= explicitly")
+            axes = data_axes.replace("S", "")
+        if data_axes and "C" in data_axes:
+            c = data_axes.index("C")
+            kwargs.setdefault("n_channel_in", x_shape[c])
+            kwargs.setdefault("n_channel_out", y_shape[c])
+        if "degradation_settings" not in kwargs:
+            kwargs["degradation_settings"] = load_settings(npz_path)
+        return cls(axes, **kwargs)
+
+    def is_valid(self, return_invalid=False):
+        """Check csbdeep's keys and ours; see :meth:`csbdeep.models.Config.is_valid`.
+
+        Returns
+        -------
+        bool or (bool, tuple of str)
+            Validity, and with ``return_invalid`` the names of the invalid keys.
+        """
+        ok, invalid = super().is_valid(True)
+        invalid = list(invalid)
+        ds = getattr(self, "degradation_settings", None)
+        if ds is not None:
+            try:
+                if not isinstance(ds, dict):
+                    raise TypeError
+                json.dumps(ds)
+            except (TypeError, ValueError):
+                invalid.append("degradation_settings")
+        mem = getattr(self, "predict_memory_mb", None)
+        try:
+            if not float(mem) > 0:
+                invalid.append("predict_memory_mb")
+        except (TypeError, ValueError):
+            invalid.append("predict_memory_mb")
+        if return_invalid:
+            return len(invalid) == 0, tuple(invalid)
+        return len(invalid) == 0
+
+
+def load_settings(npz_path):
+    """Read the settings side file of a training-data npz; ``None`` when there is none.
+
+    Parameters
+    ----------
+    npz_path : str or Path
+
+    Returns
+    -------
+    dict or None
+
+    Raises
+    ------
+    ValueError
+        The side file exists but is not valid JSON.
+    """
+    p = settings_path(npz_path)
+    if not p.exists():
+        return None
+    try:
+        return json.loads(p.read_text())
+    except ValueError as e:
+        raise ValueError(f"settings file {p} is not valid JSON ({e}); fix or delete it") from None

@@ -1,0 +1,274 @@
+"""DeepContrast: a CSBDeep CARE model that trains on degraded raw data and predicts iteratively."""
+import json
+import logging
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from csbdeep.models import CARE
+
+from ..version import __version__
+from .config import Config, _tensorboard_available
+from .predict import PredictMixin
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["DeepContrast", "SIDE_FILE"]
+
+#: JSON side file in the model folder with our extra state (no pickle)
+SIDE_FILE = "deepcontrast.json"
+
+
+class DeepContrast(PredictMixin, CARE):
+    """CARE network that restores contrast of deep-tissue fluorescence images.
+
+    Trained on pairs (raw images pushed deeper by the forward model -> raw images) and applied
+    to the raw images themselves, once or iteratively (:meth:`predict_iterative`). Saves and
+    loads like every CSBDeep model: ``basedir/name/{config.json, weights_best.h5,
+    weights_last.h5, logs/}``, plus ``deepcontrast.json`` with the degradation settings and the
+    training history.
+
+    GPU: TensorFlow places the network on the first visible GPU as usual and runs on CPU when
+    there is none. To share a GPU, call ``csbdeep.utils.tf.limit_gpu_memory(fraction=0.5,
+    allow_growth=True)`` (or set ``CUDA_VISIBLE_DEVICES``) before the first model is created.
+
+    Parameters
+    ----------
+    config : Config or None
+        Network configuration; ``None`` loads ``config.json`` and the weights from
+        ``basedir/name``.
+    name : str or None
+        Model name (folder name); a timestamp when ``None``.
+    basedir : str, Path or None
+        Folder holding the model folder; ``None`` keeps everything in memory.
+
+    Raises
+    ------
+    FileNotFoundError
+        Loading (``config=None``) a folder that does not exist, has no ``config.json`` or
+        no weights.
+    ValueError
+        An invalid configuration.
+
+    Examples
+    --------
+    >>> model = DeepContrast(Config('YX', train_epochs=10), 'my_model', basedir='models')  # doctest: +SKIP
+    >>> model.train(X, Y, validation_data=(X_val, Y_val))                                 # doctest: +SKIP
+    >>> restored = model.predict(img, 'YX', n_iter=2)                                     # doctest: +SKIP
+    >>> model = DeepContrast(None, 'my_model', basedir='models')                          # doctest: +SKIP
+    """
+
+    def __init__(self, config, name=None, basedir="."):
+        if config is None and basedir is not None and name is not None:
+            _check_model_folder(Path(basedir) / name)
+        super().__init__(config, name=name, basedir=basedir)
+        self._halo_cache = {}
+        self._side = self._load_side()
+        if config is not None:
+            self._save_side()
+
+    @property
+    def _config_class(self):
+        return Config
+
+    # ----- state in the model folder -------------------------------------------------------
+
+    @property
+    def degradation_settings(self):
+        """dict or None: settings of the data the model was (or will be) trained on."""
+        return self.config.degradation_settings
+
+    @degradation_settings.setter
+    def degradation_settings(self, settings):
+        if settings is not None:
+            try:
+                json.dumps(settings)
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"degradation_settings must be a JSON-serializable dict ({e})") from None
+            if not isinstance(settings, dict):
+                raise ValueError(f"degradation_settings must be a dict or None, got {type(settings).__name__}")
+        self.config.degradation_settings = settings
+        if self.basedir is not None:
+            from csbdeep.utils import save_json
+
+            save_json(vars(self.config), str(self.logdir / "config.json"))
+            self._save_side()
+
+    @property
+    def history(self):
+        """list of dict: per-epoch training logs (loss, val_loss, ...) over all trainings."""
+        return list(self._side.get("history", []))
+
+    def _load_side(self):
+        if self.basedir is None:
+            return {"history": []}
+        p = self.logdir / SIDE_FILE
+        if p.exists():
+            try:
+                return json.loads(p.read_text())
+            except ValueError:
+                warnings.warn(f"ignoring unreadable {p}")
+        return {"history": []}
+
+    def _save_side(self):
+        self._side["deepcontrast_version"] = __version__
+        self._side["degradation_settings"] = self.config.degradation_settings
+        if self.basedir is None:
+            return
+        p = self.logdir / SIDE_FILE
+        tmp = p.with_name(f".{p.name}.tmp")
+        tmp.write_text(json.dumps(self._side, indent=2, default=float))
+        os.replace(tmp, p)
+
+    def _find_and_load_weights(self, prefer="best"):
+        if self.basedir is None:
+            return
+        files = sorted(self.logdir.glob("*.h5"), key=lambda f: f.stat().st_mtime, reverse=True)
+        files = [f for f in files if f.name != self.config.train_checkpoint_epoch]
+        if not files:
+            warnings.warn(f"no network weights (*.h5) in {self.logdir}")
+            return
+        chosen = next((f for f in files if prefer in f.name), files[0])
+        logger.info("loading network weights from %s", chosen)
+        self.load_weights(chosen.name)
+
+    # ----- training ------------------------------------------------------------------------
+
+    def prepare_for_training(self, optimizer=None, **kwargs):
+        """Compile the network and create the callbacks; see :meth:`csbdeep.models.CARE.prepare_for_training`.
+
+        TensorBoard logging is switched off (with a warning) when ``tensorboard`` is not installed.
+        """
+        if self.config.train_tensorboard and not _tensorboard_available():
+            warnings.warn("tensorboard is not installed; training without TensorBoard logs (pip install tensorboard)")
+            self.config.train_tensorboard = False
+        super().prepare_for_training(optimizer=optimizer, **kwargs)
+        self.callbacks.append(_HistoryCallback(self))
+
+    def train(self, X, Y, validation_data, epochs=None, steps_per_epoch=None, augmenter=None):
+        """Train the network (from its current weights, so a loaded model continues training).
+
+        As :meth:`csbdeep.models.CARE.train`; Keras shows a progress bar per epoch. The best
+        (``weights_best.h5``) and last (``weights_last.h5``) weights are saved in the model
+        folder, and each epoch's logs are appended to ``deepcontrast.json``.
+
+        Interrupting the training (Ctrl-C, ``KeyboardInterrupt``) saves ``weights_last.h5``
+        at once, records the interruption in ``deepcontrast.json`` and re-raises the
+        ``KeyboardInterrupt``: the model in memory keeps its current weights and the folder can
+        be loaded with ``DeepContrast(None, name, basedir)``.
+
+        Parameters
+        ----------
+        X, Y : numpy.ndarray
+            Inputs (degraded raw) and targets (raw), axes ``'S' + config.axes``.
+        validation_data : tuple of numpy.ndarray
+            ``(X_val, Y_val)``.
+        epochs, steps_per_epoch : int or None
+            Override the config values.
+        augmenter : callable or None
+            As in CSBDeep.
+
+        Returns
+        -------
+        keras.callbacks.History
+
+        Raises
+        ------
+        KeyboardInterrupt
+            After saving the weights, when the training was interrupted.
+        ValueError
+            Shapes that do not fit the network (from csbdeep).
+        """
+        self._halo_cache.clear()
+        try:
+            history = super().train(X, Y, validation_data, epochs=epochs,
+                                    steps_per_epoch=steps_per_epoch, augmenter=augmenter)
+        except KeyboardInterrupt:
+            self._halo_cache.clear()
+            if self.basedir is not None:
+                self.keras_model.save_weights(str(self.logdir / self.config.train_checkpoint_last))
+                tmp = self.logdir / str(self.config.train_checkpoint_epoch)
+                if self.config.train_checkpoint_epoch and tmp.exists():
+                    tmp.unlink()
+                self._side.setdefault("trainings", []).append({"interrupted": True})
+                self._save_side()
+                logger.warning("training interrupted; saved the current weights to %s",
+                               self.logdir / self.config.train_checkpoint_last)
+            raise
+        self._halo_cache.clear()
+        self._side.setdefault("trainings", []).append({"interrupted": False, "epochs": len(history.epoch)})
+        self._save_side()
+        return history
+
+    # ----- export (implemented in deepcontrast.export) -----------------------------------
+
+    def export_TF(self, fname=None):
+        """Export for the Fiji CSBDeep plugin (TF 1.x-loadable SavedModel zip).
+
+        Delegates to :func:`deepcontrast.export.fiji.export_fiji`.
+
+        Parameters
+        ----------
+        fname : str, Path or None
+            Zip file to write; ``None`` writes ``TF_SavedModel.zip`` in the model folder.
+
+        Returns
+        -------
+        Path
+        """
+        from ..export.fiji import export_fiji
+
+        return export_fiji(self, fname)
+
+    def export_bioimageio(self, path, *, name=None, description=None, authors=None,
+                          license="BSD-3-Clause", cite=None, input_sample=None):
+        """Export as a bioimage.io model package.
+
+        Delegates to :func:`deepcontrast.export.bioimageio.export_bioimageio`; see there for
+        the parameters.
+
+        Returns
+        -------
+        Path
+        """
+        from ..export.bioimageio import export_bioimageio
+
+        return export_bioimageio(self, path, name=name, description=description, authors=authors,
+                                 license=license, cite=cite, input_sample=input_sample)
+
+    def _repr_extra(self):
+        return f"├─ Degradation settings: {'yes' if self.degradation_settings else 'none'}\n"
+
+
+def _check_model_folder(folder):
+    if not folder.is_dir():
+        raise FileNotFoundError(f"model folder {folder} does not exist; check name and basedir")
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"model folder {folder} has no config.json; is it a CSBDeep/DeepContrast model folder?")
+    if not any(folder.glob("*.h5")):
+        raise FileNotFoundError(f"model folder {folder} has no weights (weights_best.h5 / weights_last.h5); "
+                                "train the model first")
+
+
+def _make_history_callback():
+    from csbdeep.utils.tf import keras_import
+
+    Callback = keras_import("callbacks", "Callback")
+
+    class HistoryCallback(Callback):
+        def __init__(self, owner):
+            super().__init__()
+            self.owner = owner
+
+        def on_epoch_end(self, epoch, logs=None):
+            entry = {k: float(v) for k, v in (logs or {}).items() if np.isscalar(v) or np.ndim(v) == 0}
+            self.owner._side.setdefault("history", []).append(entry)
+            self.owner._save_side()
+
+    return HistoryCallback
+
+
+def _HistoryCallback(owner):
+    """Keras callback appending each epoch's logs to ``deepcontrast.json``."""
+    return _make_history_callback()(owner)

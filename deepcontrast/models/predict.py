@@ -1,0 +1,254 @@
+"""Iterative, tiled prediction for :class:`~deepcontrast.models.DeepContrast` (a mixin).
+
+Normalization across iterations (the scheme, and why): the raw image is normalized *once*
+(by default with percentiles, as CSBDeep does); all iterations run in that normalized space,
+each output fed directly to the next iteration; every iterate is mapped back with the *raw*
+image's normalization (``normalizer.after``). So iterate k is the network applied k times to
+the normalized raw, all iterates share the raw's intensity scale (comparable with each other
+and with the raw), and re-normalizing in between cannot undo the contrast change a step made.
+"""
+import logging
+
+import numpy as np
+from csbdeep.data import PadAndCropResizer, PercentileNormalizer
+from csbdeep.internals.predict import tile_overlap
+
+from .._axes import check_image_axes
+from .tiling import auto_n_tiles, bytes_per_voxel, measure_halo, predict_tiled
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_NORMALIZER = PercentileNormalizer()
+_DEFAULT_RESIZER = PadAndCropResizer()
+
+#: tolerance of tiled vs untiled prediction (max abs deviation / output range)
+TILE_TOLERANCE = 0.01
+
+
+class PredictMixin:
+    """predict / predict_iterative with measured-halo tiling (mixed into DeepContrast)."""
+
+    def predict(self, img, axes, normalizer=_DEFAULT_NORMALIZER, resizer=_DEFAULT_RESIZER, n_tiles=None, *, n_iter=1):
+        """Restore contrast of a raw image (optionally applying the network ``n_iter`` times).
+
+        Parameters
+        ----------
+        img : numpy.ndarray
+            Raw image; never modified.
+        axes : str
+            Axes of ``img``; must contain the model's spatial axes (``'YX'`` or ``'ZYX'``).
+            Other axes (S, T, and Z for a 2D model) are processed plane by plane (batched);
+            a channel axis C must have ``n_channel_in`` entries.
+        normalizer : csbdeep.data.Normalizer or None
+            Default: a fresh ``PercentileNormalizer()`` per call (percentiles 2 and 99.8).
+        resizer : csbdeep.data.Resizer or None
+            Default: ``PadAndCropResizer()`` (pads to a size the network accepts).
+        n_tiles : None, 'auto' or sequence of int
+            Tiles per axis of ``img`` (1 for non-spatial axes). ``None``/``'auto'`` chooses
+            them so one network call stays within ``config.predict_memory_mb``.
+        n_iter : int
+            Number of times the network is applied (keyword-only); the result equals
+            ``predict_iterative(img, axes, n_iter)[-1]``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float32, same shape and axes as ``img`` (for a single-channel model).
+
+        Raises
+        ------
+        ValueError
+            Axes that do not match the image or the model, an image smaller than the
+            network's minimum along a spatial axis, NaN/Inf values, ``n_iter < 1``.
+
+        Examples
+        --------
+        >>> restored = model.predict(img, 'ZYX', n_iter=2)  # doctest: +SKIP
+        """
+        out = None
+        for out in self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter):
+            pass
+        return out
+
+    def predict_iterative(self, img, axes, n_iter, normalizer=_DEFAULT_NORMALIZER, resizer=_DEFAULT_RESIZER,
+                          n_tiles=None):
+        """Apply the network ``n_iter`` times: iteration k is the network applied to iteration k-1.
+
+        The raw image is normalized once; each output is fed directly to the next iteration in
+        that normalized space; every iterate is mapped back with the raw image's normalization,
+        so all iterates are on the raw's intensity scale (see the module docstring).
+
+        Parameters
+        ----------
+        img, axes, normalizer, resizer, n_tiles
+            As in :meth:`predict`.
+        n_iter : int
+            Number of iterations (>= 1).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            ``n_iter`` float32 arrays, each with the shape of ``img``.
+
+        Raises
+        ------
+        ValueError
+            As :meth:`predict`; also when the model's input and output channels differ.
+
+        Examples
+        --------
+        >>> iterates = model.predict_iterative(img, 'YX', 4)  # doctest: +SKIP
+        """
+        return list(self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter))
+
+    # ----- internals -----------------------------------------------------------------------
+
+    def _net_block(self):
+        return 2 ** self.config.unet_n_depth
+
+    def tile_halo(self, tol=TILE_TOLERANCE):
+        """Halo (pixels per spatial axis) that keeps tiled output within ``tol`` of untiled.
+
+        Measured on the current weights (see :func:`deepcontrast.models.tiling.measure_halo`)
+        and cached until the weights change.
+
+        Returns
+        -------
+        tuple of int
+        """
+        key = (tol, _fingerprint(self.keras_model))
+        if key not in self._halo_cache:
+            block = self._net_block()
+            theory = tile_overlap(self.config.unet_n_depth, self.config.unet_kern_size)
+            halo, devs = measure_halo(lambda b: self.keras_model(b, training=False).numpy(),
+                                      self.config.n_dim, block, theory,
+                                      n_channel_in=self.config.n_channel_in, tol=tol)
+            logger.info("tiling halo %d px (theoretical receptive field %d px)", halo, theory)
+            self._halo_cache[key] = (halo,) * self.config.n_dim
+        return self._halo_cache[key]
+
+    def _iterate(self, img, axes, normalizer, resizer, n_tiles, n_iter):
+        if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
+            raise ValueError(f"n_iter must be an integer >= 1 (number of network applications), got {n_iter!r}")
+        if normalizer is _DEFAULT_NORMALIZER:
+            normalizer = PercentileNormalizer()
+        if resizer is _DEFAULT_RESIZER:
+            resizer = PadAndCropResizer()
+        normalizer, resizer = self._check_normalizer_resizer(normalizer, resizer)
+        cfg = self.config
+        if n_iter > 1 and cfg.n_channel_in != cfg.n_channel_out:
+            raise ValueError(f"iterative prediction needs as many output as input channels; this model maps "
+                             f"{cfg.n_channel_in} to {cfg.n_channel_out} channels; use n_iter=1")
+        img, axes = check_image_axes(img, axes)
+        x, undo, img_tiles = self._to_net(img, axes, n_tiles)
+        block = self._net_block()
+        spatial = cfg.axes.replace("C", "")
+        for a, n in zip(spatial, x.shape[1:-1]):
+            if n < block:
+                raise ValueError(f"image has {n} pixels along {a} but the network needs at least {block} "
+                                 f"(2**unet_n_depth); use a larger image or a model with smaller unet_n_depth")
+        net_axes = "S" + cfg.axes
+        x = normalizer.before(x, net_axes)
+        x = resizer.before(x, net_axes, (1,) + (block,) * cfg.n_dim + (1,))
+        if x.dtype != np.float32:
+            x = x.astype(np.float32)
+        bad = [n for n in x.shape[1:-1] if n % block]
+        if bad:
+            raise ValueError(f"spatial sizes {x.shape[1:-1]} must be multiples of {block} for this network; "
+                             "use resizer=PadAndCropResizer()")
+        tiles, max_batch, halo = self._plan(x.shape, img_tiles)
+        n_out = cfg.n_channel_out * (2 if cfg.probabilistic else 1)
+        n_windows = int(np.prod(tiles)) * x.shape[0]
+        pbar = None
+        if n_windows > 1:
+            from tqdm.auto import tqdm
+
+            pbar = tqdm(total=n_windows * n_iter, desc="predict", unit="tile", disable=n_windows * n_iter < 4)
+        try:
+            for _ in range(n_iter):
+                y = predict_tiled(self.keras_model.predict_on_batch, x, tiles, halo, block,
+                                  n_channel_out=n_out, max_batch=max_batch, pbar=pbar)
+                if cfg.probabilistic:
+                    y = y[..., :cfg.n_channel_out]
+                x = y
+                yield undo(self._from_net(y, net_axes, normalizer, resizer))
+        finally:
+            if pbar is not None:
+                pbar.close()
+
+    def _plan(self, shape, img_tiles):
+        """(n_tiles per spatial axis, windows per call, halo) for a net-shaped input."""
+        cfg = self.config
+        block = self._net_block()
+        spatial_shape = shape[1:-1]
+        budget = float(cfg.predict_memory_mb) * 2 ** 20
+        bpv = bytes_per_voxel(cfg.unet_n_first, cfg.n_channel_in)
+        whole = bpv * float(np.prod(spatial_shape))
+        if img_tiles is None and whole <= budget:
+            return (1,) * cfg.n_dim, max(1, int(budget // whole)), (0,) * cfg.n_dim
+        halo = self.tile_halo()
+        tiles = tuple(img_tiles) if img_tiles is not None else auto_n_tiles(spatial_shape, halo, block, bpv, budget)
+        if all(t == 1 for t in tiles):
+            return tiles, max(1, int(budget // whole)), halo
+        from .tiling import tile_layout
+
+        window = np.prod([tile_layout(n, t, h, block)[0] for n, t, h in zip(spatial_shape, tiles, halo)], dtype=float)
+        return tiles, max(1, int(budget // (bpv * window))), halo
+
+    def _to_net(self, img, axes, n_tiles):
+        """Move ``img`` to ``(B, *spatial, C)``; return it, the inverse, and n_tiles per spatial axis."""
+        cfg = self.config
+        spatial = cfg.axes.replace("C", "")
+        missing = [a for a in spatial if a not in axes]
+        if missing:
+            raise ValueError(f"image axes {axes!r} lack {''.join(missing)}: this is a {cfg.n_dim}D model for "
+                             f"{spatial!r} images; pass an image with those axes (or use a {len(axes.replace('C', ''))}D model)")
+        if "C" in axes:
+            nc = img.shape[axes.index("C")]
+            if nc != cfg.n_channel_in:
+                raise ValueError(f"image has {nc} channels (axis C) but the model expects {cfg.n_channel_in}")
+        elif cfg.n_channel_in != 1:
+            raise ValueError(f"the model expects {cfg.n_channel_in} channels; give the image a C axis")
+        batch_axes = [a for a in axes if a not in spatial and a != "C"]
+        order = batch_axes + list(spatial) + (["C"] if "C" in axes else [])
+        x = np.transpose(img, [axes.index(a) for a in order])
+        batch_shape = x.shape[:len(batch_axes)]
+        if "C" not in axes:
+            x = x[..., None]
+        x = x.reshape((-1,) + x.shape[len(batch_axes):])
+
+        tiles = None
+        if n_tiles is not None and not (isinstance(n_tiles, str) and n_tiles == "auto"):
+            try:
+                nt = tuple(int(t) for t in n_tiles)
+                if len(nt) != len(axes) or any(t < 1 or t != f for t, f in zip(nt, n_tiles)):
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise ValueError(f"n_tiles must be None, 'auto' or {len(axes)} integers >= 1 (one per axis "
+                                 f"of {axes!r}), got {n_tiles!r}") from None
+            off = [a for a, t in zip(axes, nt) if t > 1 and a not in spatial]
+            if off:
+                raise ValueError(f"n_tiles > 1 only for the spatial axes {spatial!r}, not for {''.join(off)}")
+            tiles = tuple(nt[axes.index(a)] for a in spatial)
+
+        def undo(y):
+            c_out = y.shape[-1]
+            y = y.reshape(batch_shape + y.shape[1:])
+            out_order = order if "C" in axes else order + ["C"]
+            y = np.transpose(y, [out_order.index(a) for a in (axes if "C" in axes else axes + "C")])
+            if "C" not in axes and c_out == 1:
+                y = y[..., 0]
+            return np.ascontiguousarray(y, dtype=np.float32)
+
+        return x, undo, tiles
+
+    def _from_net(self, y, net_axes, normalizer, resizer):
+        y = resizer.after(y, net_axes)
+        if normalizer.do_after and self.config.n_channel_in == self.config.n_channel_out:
+            y, _ = normalizer.after(y, None, net_axes)
+        return y
+
+
+def _fingerprint(keras_model):
+    """Cheap identity of the current weights (changes when they are trained or loaded)."""
+    return tuple(float(np.asarray(w).ravel()[:64].sum()) for w in keras_model.weights)
