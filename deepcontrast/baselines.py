@@ -31,8 +31,10 @@ def _restore(stack, perm, tshape):
 def clahe(img, axes, *, per_slice=True, kernel_size=None, clip_limit=0.01, nbins=256):
     r"""Contrast-limited adaptive histogram equalization (scikit-image ``equalize_adapthist``).
 
-    The image is scaled to [0, 1] by its minimum and maximum, equalized, and scaled back to
-    the input's range ``[min, max]``, so the output is in the input's intensity units.
+    Each block (a YX plane, or the ZYX volume when ``per_slice=False``) is scaled to [0, 1]
+    by its minimum and maximum, equalized, and scaled back to that block's range
+    ``[min, max]``, so the output is in the input's intensity units and deep (dim) slices stay
+    dim while their local contrast is equalized.
 
     Parameters
     ----------
@@ -50,7 +52,7 @@ def clahe(img, axes, *, per_slice=True, kernel_size=None, clip_limit=0.01, nbins
     Returns
     -------
     numpy.ndarray
-        float32, same shape as ``img``; a constant image is returned unchanged.
+        float32, same shape as ``img``; constant planes are returned unchanged.
 
     Raises
     ------
@@ -66,14 +68,17 @@ def clahe(img, axes, *, per_slice=True, kernel_size=None, clip_limit=0.01, nbins
     from skimage.exposure import equalize_adapthist
 
     img, axes = check_image_axes(img, axes)
-    x = img.astype(np.float64)
-    lo, hi = float(x.min()), float(x.max())
-    if hi == lo:
-        return img.astype(np.float32, copy=True)
     keep = "YX" if per_slice or "Z" not in axes else "ZYX"
-    stack, perm, tshape = _planes_first((x - lo) / (hi - lo), axes, keep)
-    out = np.stack([equalize_adapthist(p, kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins) for p in stack])
-    return (lo + (hi - lo) * _restore(out, perm, tshape)).astype(np.float32)
+    stack, perm, tshape = _planes_first(img.astype(np.float64), axes, keep)
+    out = np.empty_like(stack)
+    for i, p in enumerate(stack):
+        lo, hi = float(p.min()), float(p.max())
+        if hi == lo:
+            out[i] = p
+            continue
+        eq = equalize_adapthist((p - lo) / (hi - lo), kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
+        out[i] = lo + (hi - lo) * eq
+    return _restore(out, perm, tshape).astype(np.float32)
 
 
 def gaussian_psf(sigma_px, *, truncate=3.0):

@@ -1,0 +1,426 @@
+"""Evaluate a DeepContrast model on one image: iterations vs raw vs classical baselines.
+
+:func:`evaluate_model` runs the model iteratively (and CLAHE / Richardson-Lucy), then
+:func:`evaluate_iterates` - the pure, array-only part - measures everything, and
+:func:`write_report` writes ``metrics.json``, three figures and the images. :func:`format_table`
+prints the short summary. ``deepcontrast evaluate`` is the command-line front end.
+"""
+import json
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import metrics as M
+from ._axes import check_image_axes, spatial_voxel_size
+from .version import __version__
+
+__all__ = ["evaluate_model", "evaluate_iterates", "compute_baselines", "write_report", "format_table", "REPORT_FILES"]
+
+log = logging.getLogger(__name__)
+
+#: fixed files written by :func:`write_report` (plus ``raw.tif``, ``iteration_<k>.tif``, ``<baseline>.tif``)
+REPORT_FILES = ("metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png")
+
+_SUGGESTION_RULE = (
+    "largest k such that every iteration 1..k keeps detail_retention >= {r} and raises the contrast "
+    "gain by >= {g:.0%} over the previous iteration (whole image; 1 if even iteration 1 fails)"
+)
+_BASELINE_LABELS = {"clahe": "CLAHE", "richardson_lucy": "Richardson-Lucy"}
+
+
+def _deepest_third(axes, shape, surface):
+    """Index tuple of the deepest third of Z (None for 2D or fewer than 3 slices)."""
+    if "Z" not in axes or shape[axes.index("Z")] < 3:
+        return None
+    nz = shape[axes.index("Z")]
+    k = max(1, nz // 3)
+    zs = slice(nz - k, nz) if surface == "first" else slice(0, k)
+    idx = [slice(None)] * len(shape)
+    idx[axes.index("Z")] = zs
+    return tuple(idx), (zs.start, zs.stop)
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return x if math.isfinite(x) else None  # JSON has no inf/NaN (PSNR of identical images is inf)
+    return x
+
+
+def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None, voxel_size=None, surface="first",
+                      depth=0.0, normalize="affine", min_retention=0.5, min_gain_step=0.02, metric="rms"):
+    """Measure the iterates of a prediction (and baselines) against the raw image.
+
+    For the whole image and, for stacks of >= 3 slices, for the deepest third of Z (where the
+    restoration matters most), every image gets the metrics of
+    :func:`deepcontrast.metrics.iteration_tradeoff`: RMS / Michelson / Weber contrast, DCTS,
+    contrast gain over the raw, detail retention relative to the raw and, with
+    ``ground_truth``, PSNR / SSIM / NRMSE (normalization ``normalize``, see
+    :func:`deepcontrast.metrics.psnr`).
+
+    Parameters
+    ----------
+    raw : array_like
+        The raw image.
+    iterates : sequence of array_like
+        Iteration 1, 2, ... of the prediction, each of the raw's shape.
+    axes : str
+        Axes of all images, e.g. ``'ZYX'``.
+    ground_truth : array_like, optional
+        Clean image (synthetic data), same shape.
+    baselines : dict of str -> array_like, optional
+        Other restorations to compare (e.g. ``{'clahe': ..., 'richardson_lucy': ...}``).
+    voxel_size : sequence of float, optional
+        um per pixel of each spatial axis (for the depth axis of the contrast profile).
+    surface : {'first', 'last'}
+        Which end of Z is the tissue surface (decides which third is deepest).
+    depth : float
+        Depth (um) of the image (2D) or of its surface-end slice.
+    normalize : {'affine', 'percentile', None}
+        Normalization for the ground-truth metrics.
+    min_retention, min_gain_step : float
+        Parameters of :func:`deepcontrast.metrics.suggest_n_iter`.
+    metric : str
+        Contrast metric of the per-slice profile.
+
+    Returns
+    -------
+    dict
+        JSON-serializable report: ``iterations`` (row 0 = raw; each with ``all`` and, in 3D,
+        ``deepest_third`` metric dicts), ``baselines`` (same structure by name),
+        ``contrast_profile`` (per-slice contrast with ``depth_um``), ``suggested_n_iter`` and
+        ``suggestion_rule``, ``best_iteration_by_psnr`` (with ground truth), and the settings.
+        Non-finite values (PSNR of identical images) are stored as None.
+
+    Raises
+    ------
+    ValueError
+        If shapes do not match the raw image or the axes.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> raw = 1 + rng.random((6, 16, 16))
+    >>> rep = evaluate_iterates(raw, [raw ** 2], 'ZYX')
+    >>> rep['suggested_n_iter']
+    1
+    """
+    raw, axes = check_image_axes(raw, axes, name="raw image")
+    iterates = [np.asarray(x) for x in iterates]
+    if not iterates:
+        raise ValueError("iterates is empty; pass at least the first iteration of the prediction")
+    baselines = dict(baselines or {})
+    for name, x in [(f"iteration {k}", y) for k, y in enumerate(iterates, 1)] + list(baselines.items()):
+        if np.shape(x) != raw.shape:
+            raise ValueError(f"{name} has shape {np.shape(x)} but the raw image has shape {raw.shape}; they must match")
+    if ground_truth is not None:
+        ground_truth, _ = check_image_axes(ground_truth, axes, name="ground truth")
+        if ground_truth.shape != raw.shape:
+            raise ValueError(f"ground truth has shape {ground_truth.shape} but the raw image has {raw.shape}; they must match")
+    vs = spatial_voxel_size(axes, voxel_size)
+    region = _deepest_third(axes, raw.shape, surface)
+    regions = {"all": (Ellipsis,)}
+    if region is not None:
+        regions["deepest_third"] = region[0]
+
+    # move Y, X last so the planar metrics see YX planes
+    order = [a for a in axes if a not in "YX"] + ["Y", "X"]
+    perm = [axes.index(a) for a in order]
+    tr = lambda x: None if x is None else np.transpose(np.asarray(x, np.float32), perm)  # noqa: E731
+
+    def sub(x, key):
+        return None if x is None else tr(x[regions[key]])
+
+    kw = dict(normalize=normalize)
+    tables = {key: M.iteration_tradeoff(sub(raw, key), [sub(y, key) for y in iterates],
+                                        ground_truth=sub(ground_truth, key), **kw) for key in regions}
+    rows = [{"iteration": k, "label": "raw" if k == 0 else f"iteration {k}",
+             **{key: {m: v for m, v in tables[key][k].items() if m != "iteration"} for key in regions}}
+            for k in range(len(iterates) + 1)]
+    base_rows = {}
+    for name, x in baselines.items():
+        base_rows[name] = {"label": _BASELINE_LABELS.get(name, name)}
+        for key in regions:
+            base_rows[name][key] = M.image_metrics(sub(x, key), sub(raw, key), ground_truth=sub(ground_truth, key), **kw)
+
+    suggested = M.suggest_n_iter(tables["all"], min_retention=min_retention, min_gain_step=min_gain_step)
+    nz = raw.shape[axes.index("Z")] if "Z" in axes else 1
+    vz = vs[[a for a in axes if a in "ZYX"].index("Z")] if "Z" in axes else 1.0
+    from .degradation import DeepTissueDegradation
+
+    depths = DeepTissueDegradation().slice_depths(nz, depth=depth, voxel_size_z=vz, surface=surface) if "Z" in axes \
+        else np.array([float(depth)])
+    profile = {"metric": metric, "depth_um": depths, "raw": M.contrast_profile(raw, axes, metric)}
+    for k, y in enumerate(iterates, 1):
+        profile[f"iteration_{k}"] = M.contrast_profile(y, axes, metric)
+    for name, x in baselines.items():
+        profile[name] = M.contrast_profile(x, axes, metric)
+
+    report = {
+        "deepcontrast_version": __version__,
+        "axes": axes,
+        "shape": list(raw.shape),
+        "n_iter": len(iterates),
+        "voxel_size": list(vs),
+        "depth": float(depth),
+        "surface": surface,
+        "normalize": normalize if ground_truth is not None else None,
+        "regions": {"all": "the whole image"},
+        "iterations": rows,
+        "baselines": base_rows,
+        "contrast_profile": profile,
+        "suggested_n_iter": int(suggested),
+        "suggestion_rule": _SUGGESTION_RULE.format(r=min_retention, g=min_gain_step),
+    }
+    if region is not None:
+        z0, z1 = region[1]
+        report["regions"]["deepest_third"] = {"z_slices": [z0, z1 - 1],
+                                              "depth_um": [float(min(depths[z0:z1])), float(max(depths[z0:z1]))]}
+    if ground_truth is not None:
+        report["best_iteration_by_psnr"] = {
+            key: int(max(range(1, len(rows)), key=lambda k: -np.inf if tables[key][k]["psnr"] is None else tables[key][k]["psnr"]))
+            for key in regions}
+    return _jsonable(report)
+
+
+def _resolve_degradation(model, degradation):
+    from .degradation import DeepTissueDegradation
+
+    if degradation is not None:
+        return DeepTissueDegradation.from_dict(degradation) if isinstance(degradation, dict) else degradation
+    settings = getattr(model, "degradation_settings", None) or {}
+    if isinstance(settings, dict) and isinstance(settings.get("degradation"), dict):
+        return DeepTissueDegradation.from_dict(settings["degradation"])
+    return DeepTissueDegradation()
+
+
+def compute_baselines(img, axes, *, degradation=None, voxel_size=None, depth=0.0, surface="first", rl_iter=10):
+    """CLAHE and Richardson-Lucy (forward-model PSF) of ``img``: ``{'clahe': ..., 'richardson_lucy': ...}``."""
+    from .baselines import clahe, richardson_lucy
+
+    return {
+        "clahe": clahe(img, axes),
+        "richardson_lucy": richardson_lucy(img, axes, n_iter=rl_iter, degradation=degradation, depth=depth,
+                                           voxel_size=voxel_size, surface=surface),
+    }
+
+
+def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=None, surface="first", depth=0.0,
+                   n_tiles=None, baselines=True, out_dir=None, overwrite=False, degradation=None, rl_iter=10):
+    """Predict ``n_iter`` iterations with ``model`` and measure them against the raw and baselines.
+
+    Calls ``model.predict_iterative(img, axes, n_iter, n_tiles=n_tiles)``, computes CLAHE and
+    Richardson-Lucy (PSF of the model's forward model, see
+    :func:`deepcontrast.baselines.richardson_lucy`) when ``baselines``, and returns
+    :func:`evaluate_iterates`'s report; with ``out_dir`` also writes it (:func:`write_report`).
+
+    Parameters
+    ----------
+    model : DeepContrast
+        A trained model (anything with ``predict_iterative``).
+    img : array_like
+        Raw image.
+    axes : str
+        Its axes, e.g. ``'ZYX'``.
+    n_iter : int
+        Number of iterations to evaluate.
+    ground_truth : array_like, optional
+        Clean image of the same shape (synthetic data).
+    voxel_size : sequence of float, optional
+        um per pixel per spatial axis; default: the model's training ``voxel_size`` when it
+        matches, else 1.
+    surface : {'first', 'last'}
+        Which end of Z is the tissue surface.
+    depth : float
+        Depth (um) of the image (2D) or of its surface-end slice.
+    n_tiles : tuple of int, optional
+        Tiling for prediction (see CSBDeep's ``predict``).
+    baselines : bool
+        Also compute CLAHE and Richardson-Lucy.
+    out_dir : str or Path, optional
+        Folder for ``metrics.json``, the figures and the TIFFs.
+    overwrite : bool
+        Replace existing report files in ``out_dir``.
+    degradation : DeepTissueDegradation or dict, optional
+        Forward model for the Richardson-Lucy PSF (default: the model's, else package defaults).
+    rl_iter : int
+        Richardson-Lucy iterations.
+
+    Returns
+    -------
+    dict
+        The report (see :func:`evaluate_iterates`).
+
+    Raises
+    ------
+    ValueError
+        For bad inputs or a prediction whose shape differs from the image.
+    FileExistsError
+        If report files exist in ``out_dir`` and not ``overwrite``.
+    """
+    img, axes = check_image_axes(img, axes)
+    if int(n_iter) != n_iter or n_iter < 1:
+        raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
+    if voxel_size is None:
+        vs = (getattr(model, "degradation_settings", None) or {}).get("voxel_size")
+        n_spatial = sum(a in "ZYX" for a in axes)
+        if vs is not None and len(vs) == n_spatial:
+            voxel_size = tuple(vs)
+            log.info("using the model's training voxel size %s um", voxel_size)
+    if out_dir is not None:
+        _check_targets(out_dir, int(n_iter), ("clahe", "richardson_lucy") if baselines else (), overwrite)
+    log.info("predicting %d iteration(s)", n_iter)
+    iterates = [np.asarray(y) for y in model.predict_iterative(img, axes, int(n_iter), n_tiles=n_tiles)]
+    base = {}
+    if baselines:
+        log.info("computing CLAHE and Richardson-Lucy baselines")
+        base = compute_baselines(img, axes, degradation=_resolve_degradation(model, degradation), voxel_size=voxel_size,
+                                 depth=depth, surface=surface, rl_iter=rl_iter)
+    report = evaluate_iterates(img, iterates, axes, ground_truth=ground_truth, baselines=base, voxel_size=voxel_size,
+                               surface=surface, depth=depth)
+    report["model"] = str(getattr(model, "name", "") or "")
+    if out_dir is not None:
+        write_report(out_dir, report, img, iterates, axes, baselines=base, overwrite=overwrite)
+    return report
+
+
+def _targets(out_dir, n_iter, baseline_names):
+    out = Path(out_dir)
+    tifs = ["raw.tif"] + [f"iteration_{k}.tif" for k in range(1, n_iter + 1)] + [f"{b}.tif" for b in baseline_names]
+    return [out / f for f in REPORT_FILES + tuple(tifs)]
+
+
+def _check_targets(out_dir, n_iter, baseline_names, overwrite):
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"report folder {out} is a file; pass a folder path")
+    existing = [p.name for p in _targets(out, n_iter, baseline_names) if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{out} already holds report files ({', '.join(existing[:3])}"
+                              f"{', ...' if len(existing) > 3 else ''}); pass overwrite=True (--overwrite) or another folder")
+
+
+def write_report(out_dir, report, raw, iterates, axes, *, baselines=None, overwrite=False):
+    """Write a report folder: ``metrics.json``, the three figures and TIFFs of every image.
+
+    Each file is written atomically (temporary file, then rename). Existing files are refused
+    unless ``overwrite``.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Folder (created if needed).
+    report : dict
+        Output of :func:`evaluate_iterates` for these images.
+    raw, iterates, axes, baselines
+        The images the report was computed from.
+    overwrite : bool
+        Replace existing files.
+
+    Returns
+    -------
+    list of Path
+        The files written.
+
+    Raises
+    ------
+    FileExistsError
+        If a target exists and not ``overwrite``.
+    """
+    from .cli._common import atomic_write, write_tiff
+    from .plot import plot_contrast_profile, plot_iterations, plot_tradeoff
+
+    baselines = dict(baselines or {})
+    out = Path(out_dir)
+    _check_targets(out, len(iterates), list(baselines), overwrite)
+    out.mkdir(parents=True, exist_ok=True)
+    written = [atomic_write(out / "metrics.json", lambda t: Path(t).write_text(json.dumps(report, indent=2)))]
+
+    labels = {"raw": raw, **{f"iteration {k}": y for k, y in enumerate(iterates, 1)},
+              **{_BASELINE_LABELS.get(n, n): x for n, x in baselines.items()}}
+    rows = report["iterations"]
+    figs = {
+        "contrast_profile.png": plot_contrast_profile(labels, axes, depths=report["contrast_profile"]["depth_um"],
+                                                      metric=report["contrast_profile"]["metric"]),
+        "iterations.png": plot_iterations(raw, list(labels.values())[1:], axes, labels=list(labels),
+                                          titles=[_panel_title(r["all"]) for r in rows]
+                                          + [_panel_title(b["all"]) for b in report["baselines"].values()],
+                                          z=_display_slice(report), zoom=True),
+        "tradeoff.png": plot_tradeoff([{"iteration": r["iteration"], **r["all"]} for r in rows],
+                                      suggested=report["suggested_n_iter"],
+                                      baselines={b["label"]: b["all"] for b in report["baselines"].values()}),
+    }
+    for name, fig in figs.items():
+        written.append(atomic_write(out / name, lambda t, fig=fig: fig.savefig(t, dpi=110, format="png")))
+    a = axes.upper()
+    written.append(write_tiff(out / "raw.tif", np.asarray(raw, np.float32), axes=a))
+    for k, y in enumerate(iterates, 1):
+        written.append(write_tiff(out / f"iteration_{k}.tif", np.asarray(y, np.float32), axes=a))
+    for n, x in baselines.items():
+        written.append(write_tiff(out / f"{n}.tif", np.asarray(x, np.float32), axes=a))
+    log.info("wrote report to %s", out)
+    return written
+
+
+def _display_slice(report):
+    reg = report["regions"].get("deepest_third")
+    return None if reg is None else (reg["z_slices"][0] + reg["z_slices"][1]) // 2
+
+
+def _fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def _panel_title(m):
+    t = f"gain {_fmt(m.get('contrast_gain'), '.2f')}, detail {_fmt(m.get('detail_retention'), '.2f')}"
+    if "psnr" in m:
+        t += f"\nPSNR {_fmt(m.get('psnr'), '.1f')} dB, SSIM {_fmt(m.get('ssim'), '.2f')}"
+    return t
+
+
+def format_table(report):
+    """The short summary table of a report (contrast gain, detail retention, PSNR/SSIM, suggestion).
+
+    Parameters
+    ----------
+    report : dict
+        Output of :func:`evaluate_iterates` / :func:`evaluate_model` (or ``metrics.json`` loaded).
+
+    Returns
+    -------
+    str
+        A plain-text table, one line per iteration and baseline.
+    """
+    rows = [(r["label"], r) for r in report["iterations"]] + [(b["label"], b) for b in report["baselines"].values()]
+    deep = "deepest_third" in report["regions"]
+    truth = "psnr" in report["iterations"][0]["all"]
+    cols = ["gain", "detail"] + (["PSNR", "SSIM"] if truth else [])
+    head = f"{'':<16}" + "".join(f"{c:>9}" for c in cols)
+    if deep:
+        head += " |" + "".join(f"{c:>9}" for c in cols) + "   (deepest third)"
+    lines = [head]
+    for label, r in rows:
+        line = f"{label:<16}"
+        for key in ["all"] + (["deepest_third"] if deep else []):
+            m = r[key]
+            vals = [_fmt(m.get("contrast_gain"), "9.2f"), _fmt(m.get("detail_retention"), "9.2f")]
+            if truth:
+                vals += [_fmt(m.get("psnr"), "9.2f"), _fmt(m.get("ssim"), "9.3f")]
+            line += ("" if key == "all" else " |") + "".join(f"{v:>9}" for v in vals)
+        lines.append(line)
+    lines.append(f"suggested n_iter: {report['suggested_n_iter']}  (last iteration that still raises contrast and keeps "
+                 "detail; rule in metrics.json)")
+    if truth:
+        best = report["best_iteration_by_psnr"]
+        lines.append("best iteration by PSNR vs ground truth: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in best.items()))
+    return "\n".join(lines)
