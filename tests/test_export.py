@@ -1,0 +1,174 @@
+"""Export: Fiji (TensorFlow 1.15-loadable CSBDeep zip) and bioimage.io packages.
+
+The TF 1.15 audit checks exported graphs against ``deepcontrast/export/tf115_ops.json``, the op
+definitions extracted from the tensorflow-cpu 1.15.0 wheel (see TF115_OPS.md).
+
+Tolerance of the TF1-style reload: the reloaded frozen graph runs the same TF kernels on the same
+float32 constants as ``model.keras_model``, so outputs agree to float32 rounding; the tests allow
+``|diff| <= 1e-5 + 1e-5 * |y|`` (observed: <= 1.2e-7).
+"""
+import json
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+tf = pytest.importorskip("tensorflow")
+
+from deepcontrast.cli import main  # noqa: E402
+from deepcontrast.export import export_bioimageio, export_fiji  # noqa: E402
+from deepcontrast.export._freeze import audit_graph_def, make_tf115_compatible, tf115_ops  # noqa: E402
+from deepcontrast.models import Config, DeepContrast  # noqa: E402
+
+
+def make_model(tmp_path, axes="YX", n_in=1, n_out=None, depth=2, name="m", probabilistic=False, seed=0, save=False):
+    """A tiny untrained model with random (non-trivial) weights, seeded."""
+    config = Config(axes, n_in, n_out or n_in, probabilistic=probabilistic, unet_n_depth=depth, unet_n_first=4,
+                    unet_kern_size=3, train_tensorboard=False)
+    model = DeepContrast(config, name, basedir=str(tmp_path))
+    rng = np.random.default_rng(seed)
+    for w in model.keras_model.weights:
+        w.assign(rng.normal(0, 0.3, w.shape).astype(np.float32))
+    if save:
+        model.keras_model.save_weights(str(model.logdir / "weights_best.h5"))
+    return model
+
+
+def read_saved_model(zip_path, tmp_path):
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    out = tmp_path / "unzipped"
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(out)
+    sm = saved_model_pb2.SavedModel()
+    sm.ParseFromString((out / "saved_model.pb").read_bytes())
+    return out, sm
+
+
+# ---------------------------------------------------------------- TF 1.15 op definitions
+
+
+def test_tf115_ops_fixture_has_known_facts():
+    ops = tf115_ops()
+    assert len(ops) > 1000
+    # facts of TF 1.15: MaxPool had no explicit_paddings yet, Conv2D did; no TF2-only ops
+    assert "explicit_paddings" not in ops["MaxPool"] and "explicit_paddings" in ops["Conv2D"]
+    assert {"Conv3D", "MaxPool3D", "AddV2", "Placeholder"} <= set(ops)
+    assert "XlaCallModule" not in ops
+
+
+def _node_graph(op, **attrs):
+    gd = tf.compat.v1.GraphDef()
+    node = gd.node.add(name="n", op=op)
+    for k, v in attrs.items():
+        node.attr[k].CopyFrom(v)
+    return gd
+
+
+def test_audit_flags_attribute_tf115_lacks():
+    gd = _node_graph("MaxPool", explicit_paddings=tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue()))
+    assert any("explicit_paddings" in p for p in audit_graph_def(gd))
+
+
+def test_clean_strips_default_attribute_tf115_lacks():
+    gd = _node_graph("MaxPool", explicit_paddings=tf.compat.v1.AttrValue(list=tf.compat.v1.AttrValue.ListValue()),
+                     _class=tf.compat.v1.AttrValue(s=b"loc:@x"))
+    assert audit_graph_def(make_tf115_compatible(gd)) == []
+
+
+def test_clean_refuses_non_default_attribute_tf115_lacks():
+    lst = tf.compat.v1.AttrValue.ListValue(i=[0, 0, 1, 1, 1, 1, 0, 0])
+    gd = _node_graph("MaxPool", explicit_paddings=tf.compat.v1.AttrValue(list=lst))
+    with pytest.raises(ValueError, match="explicit_paddings"):
+        make_tf115_compatible(gd)
+
+
+def test_clean_refuses_op_tf115_lacks():
+    gd = _node_graph("XlaCallModule")
+    with pytest.raises(ValueError, match="XlaCallModule"):
+        make_tf115_compatible(gd)
+
+
+# ---------------------------------------------------------------- Fiji export
+
+
+@pytest.mark.parametrize(
+    "axes,n_in,n_out,depth",
+    [("YX", 1, 1, 2), ("YX", 2, 3, 1), ("ZYX", 1, 1, 2), ("ZYX", 2, 2, 1)],
+    ids=["2d", "2d-multichannel", "3d", "3d-multichannel"],
+)
+def test_fiji_export_is_tf115_clean_and_reproduces_model(tmp_path, axes, n_in, n_out, depth):
+    model = make_model(tmp_path, axes, n_in, n_out, depth)
+    zip_path = export_fiji(model, tmp_path / "out" / "export.zip")
+    assert zip_path == tmp_path / "out" / "export.zip"
+    with zipfile.ZipFile(zip_path) as z:
+        names = set(z.namelist())
+        meta = json.loads(z.read("meta.json"))
+        config = json.loads(z.read("config.json"))
+    assert {"saved_model.pb", "variables/", "meta.json", "config.json"} <= names
+    # meta.json exactly as CSBDeep's export_TF writes it (what the Fiji plugin reads)
+    from csbdeep.version import __version__ as csbdeep_version
+
+    assert meta == {
+        "type": "DeepContrast", "version": csbdeep_version, "probabilistic": False, "axes": model.config.axes,
+        "axes_div_by": list(model._axes_div_by(model.config.axes)),
+        "tile_overlap": list(model._axes_tile_overlap(model.config.axes)),
+    }
+    assert config["axes"] == model.config.axes and config["n_channel_out"] == n_out
+
+    out, sm = read_saved_model(zip_path, tmp_path)
+    (mg,) = sm.meta_graphs
+    assert list(mg.meta_info_def.tags) == ["serve"]
+    sig = mg.signature_def["serving_default"]
+    assert set(sig.inputs) == {"input"} and set(sig.outputs) == {"output"}
+    # only ops and attributes TF 1.15 knows, weights frozen, defaults stripped
+    assert audit_graph_def(mg.graph_def) == []
+    ops = {n.op for n in mg.graph_def.node}
+    assert not ops & {"VarHandleOp", "ReadVariableOp", "VariableV2"}
+    want = {"Conv3D", "MaxPool3D"} if axes == "ZYX" else {"Conv2D", "MaxPool"}
+    assert want <= ops
+    known = tf115_ops()
+    for n in mg.graph_def.node:
+        for k, v in n.attr.items():
+            default = known[n.op].get(k)
+            assert default is None or json.loads(json.dumps(default)) != _as_dict(v), (n.op, k)
+
+    # TF1-style reload in a fresh graph reproduces the Keras model on the same normalized input
+    shape = (2,) + (8 if axes == "ZYX" else 24,) * (len(axes)) + (n_in,)
+    x = np.random.default_rng(1).random(shape, dtype=np.float32)
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session(graph=graph) as sess:
+        loaded = tf.compat.v1.saved_model.loader.load(sess, ["serve"], str(out))
+        sig = loaded.signature_def["serving_default"]
+        y = sess.run(sig.outputs["output"].name, {sig.inputs["input"].name: x})
+    y_keras = model.keras_model.predict(x, verbose=0)
+    assert y.shape == y_keras.shape == shape[:-1] + (n_out,)
+    assert np.std(y_keras) > 1e-3  # the check is not vacuous
+    np.testing.assert_allclose(y, y_keras, rtol=1e-5, atol=1e-5)
+
+
+def _as_dict(v):
+    from google.protobuf import json_format
+
+    return json_format.MessageToDict(v)
+
+
+def test_fiji_export_default_path_and_no_leftovers(tmp_path):
+    model = make_model(tmp_path, depth=1)
+    path = model.export_TF()
+    assert path == model.logdir / "TF_SavedModel.zip" and zipfile.is_zipfile(path)
+    assert not [p for p in model.logdir.iterdir() if p.name.startswith(".TF_SavedModel")]
+
+
+def test_fiji_export_probabilistic_meta(tmp_path):
+    model = make_model(tmp_path, depth=1, probabilistic=True)
+    with zipfile.ZipFile(export_fiji(model, tmp_path / "p.zip")) as z:
+        assert json.loads(z.read("meta.json"))["probabilistic"] is True
+
+
+def test_fiji_export_without_folder_needs_fname(tmp_path):
+    config = Config("YX", unet_n_depth=1, unet_n_first=4, train_tensorboard=False)
+    model = DeepContrast(config, None, basedir=None)
+    with pytest.raises(ValueError, match="fname"):
+        export_fiji(model)
