@@ -6,9 +6,9 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
-from scipy import fft as sfft
 
 from ._axes import check_image_axes, spatial_voxel_size
+from ._filters import _axial_matrix, _blur_mix, _lateral_tf, _mirror, _pad_symmetric  # noqa: F401 (re-exported)
 
 __all__ = ["DeepTissueDegradation"]
 
@@ -82,6 +82,16 @@ class DeepTissueDegradation:
         :meth:`calibrate` estimates it from your raw images.
     read_noise : float
         Standard deviation of additive Gaussian noise, in image intensity units (default 0).
+    out_of_focus : float
+        Optional axial term for widefield, spinning-disk and light-sheet stacks, where light
+        from neighbouring planes is not rejected (default 0: off, a point-scanning
+        confocal/two-photon model). When > 0, ``a(z) * w(z) * (x * G_{s_o(z)})`` is added
+        inside the brackets above, with ``w(z) = out_of_focus * (1 + z / scattering_length)``
+        (constant when scattering_length is None) and ``s_o(z) = 2 * s_h(z)``, a Gaussian in
+        3D (along Z too, so it carries light from neighbouring planes; laterally only for 2D
+        images). The increment for ``extra_depth`` adds ``(w(z+d) - w(z)) / (1 + w(z))`` of
+        it, so mean intensities compose exactly. :meth:`calibrate` reports whether a stack
+        looks point-scanning or widefield.
 
     Examples
     --------
@@ -103,6 +113,7 @@ class DeepTissueDegradation:
     background: float = 0.0
     photons: float = None
     read_noise: float = 0.0
+    out_of_focus: float = 0.0
 
     def __post_init__(self):
         for name in ("attenuation_length", "scattering_length"):
@@ -112,7 +123,7 @@ class DeepTissueDegradation:
             _check_number(v, name)
             if not v > 0:
                 raise ValueError(f"{name} must be > 0 micrometres (or None to disable it), got {v}")
-        for name in ("psf_sigma", "blur_rate", "haze_sigma", "haze_rate", "read_noise"):
+        for name in ("psf_sigma", "blur_rate", "haze_sigma", "haze_rate", "read_noise", "out_of_focus"):
             v = getattr(self, name)
             _check_number(v, name)
             if v < 0:
@@ -140,6 +151,44 @@ class DeepTissueDegradation:
     def haze_width(self, z):
         """Halo sigma ``s_h(z) = haze_sigma + haze_rate z`` in um."""
         return self.haze_sigma + self.haze_rate * np.asarray(z, float)
+
+    def out_of_focus_weight(self, z):
+        """Out-of-focus weight ``w(z) = out_of_focus * (1 + z / scattering_length)``."""
+        return self.out_of_focus * (1 + np.asarray(z, float) / _length(self.scattering_length))
+
+    @classmethod
+    def calibrate(cls, images, axes, *, voxel_size=None, surface="first", depth=0.0):
+        """Fit the model to your own raw images: noise, attenuation, blur, haze, mode.
+
+        Delegates to :func:`deepcontrast.calibration.calibrate` (see there for the methods,
+        the defaults used when the data cannot tell, and the report).
+
+        Parameters
+        ----------
+        images : numpy.ndarray or list of numpy.ndarray
+            Raw images (any real dtype, with or without camera offset), all with ``axes``.
+        axes : str
+            Axes of each image, e.g. ``'YX'`` or ``'ZYX'``.
+        voxel_size, surface, depth
+            As in :meth:`__call__`; needed to turn slice indices into depths.
+
+        Returns
+        -------
+        (DeepTissueDegradation, deepcontrast.calibration.CalibrationReport)
+
+        Raises
+        ------
+        ValueError
+            If no image is given, axes do not match, or the images are constant.
+
+        Examples
+        --------
+        >>> deg, report = DeepTissueDegradation.calibrate(stack, 'ZYX', voxel_size=(2, .5, .5))  # doctest: +SKIP
+        >>> print(report.summary())  # doctest: +SKIP
+        """
+        from .calibration import calibrate
+
+        return calibrate(images, axes, voxel_size=voxel_size, surface=surface, depth=depth, cls=cls)
 
     def to_dict(self):
         """The parameters as a JSON-serializable dict (``inf`` lengths become ``None``)."""
@@ -222,7 +271,8 @@ class DeepTissueDegradation:
             rb = float(np.exp(-d / _length(self.scattering_length)))
             s_ball = self.blur_rate * np.sqrt(np.maximum(2 * z * d + d * d, 0.0))
             s_haze = self.haze_width(z + d)
-            return np.full_like(z, ra), np.full_like(z, rb), s_ball, s_haze
+            w_oof = (self.out_of_focus_weight(z + d) - self.out_of_focus_weight(z)) / (1 + self.out_of_focus_weight(z))
+            return np.full_like(z, ra), np.full_like(z, rb), s_ball, s_haze, 2 * s_haze, w_oof
 
         out = self._apply(img, axes, vs, params, depth, surface, offset=self.background)
         return self._add_noise(out, rng)
@@ -243,7 +293,9 @@ class DeepTissueDegradation:
         vs = spatial_voxel_size(axes, voxel_size)
 
         def params(z):
-            return self.attenuation(z), self.ballistic_fraction(z), self.psf_width(z), self.haze_width(z)
+            s_h = self.haze_width(z)
+            return (self.attenuation(z), self.ballistic_fraction(z), self.psf_width(z), s_h, 2 * s_h,
+                    self.out_of_focus_weight(z))
 
         out = self._apply(clean, axes, vs, params, depth, surface, offset=0.0)
         out += np.float32(self.background)
@@ -265,11 +317,11 @@ class DeepTissueDegradation:
         vyx = vs[-2:]
         n_z = x.shape[1]
         z = self.slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
-        ra, rb, s_ball, s_haze = params(z)
+        ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)
         if offset:
             x -= np.float32(offset)
         for i in range(len(x)):
-            x[i] = _blur_mix(x[i], ra, rb, s_ball, s_haze, vsz, vyx, axial="Z" in spatial)
+            x[i] = _blur_mix(x[i], ra, rb, s_ball, s_haze, vsz, vyx, axial="Z" in spatial, s_oof=s_oof, w_oof=w_oof)
         if offset:
             x += np.float32(offset)
         if "Z" not in spatial:
@@ -302,100 +354,3 @@ def _check_number(v, name):
         raise ValueError(f"{name} must be a number, got {v!r}") from None
     if math.isnan(f) or (math.isinf(f) and name not in ("attenuation_length", "scattering_length")):
         raise ValueError(f"{name} must be a finite number, got {v!r}")
-
-
-def _axial_matrix(sigmas_um, vsz):
-    """Rows k: normalized Gaussian of sigma ``sigmas_um[k]`` along Z centred on slice k.
-
-    Edges are handled by reflection (like scipy.ndimage's 'reflect' mode), so a flat stack
-    stays flat. Identity rows where the sigma is below 1% of a slice.
-    """
-    n = len(sigmas_um)
-    idx = np.arange(n)
-    m = np.zeros((n, n), np.float64)
-    for k, s in enumerate(np.asarray(sigmas_um, float) / vsz):
-        if s < 1e-2:
-            m[k, k] = 1.0
-            continue
-        r = int(min(np.ceil(4 * s), 4 * n))
-        offs = np.arange(-r, r + 1)
-        w = np.exp(-0.5 * (offs / s) ** 2)
-        w /= w.sum()
-        j = k + offs
-        # reflect (…2 1 0 | 0 1 2 … n-1 | n-1 n-2 …) until inside
-        while np.any((j < 0) | (j >= n)):
-            j = np.where(j < 0, -j - 1, j)
-            j = np.where(j >= n, 2 * n - j - 1, j)
-        np.add.at(m[k], j, w)
-    return m.astype(np.float32)
-
-
-def _pad_symmetric(vol, top, bottom, left, right):
-    """Mirror-pad the last two axes (like ``np.pad(mode='symmetric')``, several times faster)."""
-    n_z, ny, nx = vol.shape
-    if not (top or bottom or left or right):
-        return vol
-    out = np.empty((n_z, ny + top + bottom, nx + left + right), np.float32)
-    out[:, top: top + ny, left: left + nx] = vol
-    # rows (within the original column range), reflecting repeatedly if the pad exceeds the size
-    for i in range(top):
-        out[:, top - 1 - i, left: left + nx] = vol[:, _mirror(i, ny)]
-    for i in range(bottom):
-        out[:, top + ny + i, left: left + nx] = vol[:, _mirror(ny - 1 - i, ny)]
-    # columns (all rows, so corners are filled)
-    for j in range(left):
-        out[:, :, left - 1 - j] = out[:, :, left + _mirror(j, nx)]
-    for j in range(right):
-        out[:, :, left + nx + j] = out[:, :, left + _mirror(nx - 1 - j, nx)]
-    return out
-
-
-def _mirror(i, n):
-    """Index of the i-th mirrored sample (symmetric reflection, period 2n)."""
-    i = i % (2 * n)
-    return i if i < n else 2 * n - 1 - i
-
-
-def _lateral_tf(fy, fx, sy, sx):
-    """Gaussian transfer functions for each of k sigmas: (k, ny, nx_r) float32."""
-    gy = np.exp(-2 * np.pi**2 * (np.asarray(sy)[:, None] * fy[None]) ** 2).astype(np.float32)
-    gx = np.exp(-2 * np.pi**2 * (np.asarray(sx)[:, None] * fx[None]) ** 2).astype(np.float32)
-    return gy[:, :, None] * gx[:, None, :]
-
-
-def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial):
-    """out[k] = ra[k] * (rb[k] * G(s_ball[k]) vol + (1 - rb[k]) * G(s_haze[k]) vol)[k].
-
-    ``vol`` is (n_z, ny, nx) float32; sigmas in um, per output slice. Lateral Gaussians are
-    applied in Fourier space (exact, periodic boundary with reflective padding), axial ones
-    as a non-stationary Gaussian matrix along Z.
-    """
-    n_z, ny, nx = vol.shape
-    use_haze = np.any(rb < 1)
-    # Reflective padding against wrap-around; enough for the widest kernel, capped at the size.
-    smax = max(float(np.max(s_ball)), float(np.max(s_haze)) if use_haze else 0.0)
-    py = int(min(np.ceil(3 * smax / vyx[0]), ny - 1))
-    px = int(min(np.ceil(3 * smax / vyx[1]), nx - 1))
-    if np.all(s_ball < 1e-6) and not use_haze:
-        return vol * ra[:, None, None].astype(np.float32)
-    shape = (sfft.next_fast_len(ny + 2 * py, real=True), sfft.next_fast_len(nx + 2 * px, real=True))
-    padded = _pad_symmetric(vol, py, shape[0] - ny - py, px, shape[1] - nx - px)
-    fy = sfft.fftfreq(shape[0]).astype(np.float32)
-    fx = sfft.rfftfreq(shape[1]).astype(np.float32)
-
-    def branch(sig, weight):
-        src = padded
-        if axial and n_z > 1:
-            m = _axial_matrix(sig, vsz)
-            if not np.allclose(m, np.eye(n_z)):
-                src = (m @ padded.reshape(n_z, -1)).reshape(padded.shape)
-        spec = sfft.rfft2(src, workers=-1)
-        tf = _lateral_tf(fy, fx, sig / vyx[0], sig / vyx[1])
-        spec *= tf * weight[:, None, None].astype(np.float32)
-        return spec
-
-    spec = branch(np.asarray(s_ball, float), ra * rb)
-    if use_haze:
-        spec += branch(np.asarray(s_haze, float), ra * (1 - rb))
-    out = sfft.irfft2(spec, s=shape, workers=-1)
-    return np.ascontiguousarray(out[:, py: py + ny, px: px + nx], dtype=np.float32)

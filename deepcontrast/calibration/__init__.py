@@ -1,0 +1,185 @@
+"""Calibrate the forward model from your own raw images.
+
+``deg, report = DeepTissueDegradation.calibrate(images, axes, voxel_size=..., surface=..., depth=...)``
+(or :func:`calibrate`) fits the parameters of
+:class:`~deepcontrast.degradation.DeepTissueDegradation` that the data can tell, and keeps
+documented defaults for the rest:
+
+=====================  =============================================  ===========================
+parameter              estimated from                                 fallback (flagged)
+=====================  =============================================  ===========================
+photons, read_noise    mean-variance fit over locally flat blocks     ``read_noise`` only when the
+                       (:mod:`.noise`), any image                     variance does not grow
+background             dark level (0.5th percentile of block means)   --
+attenuation_length     slice mean vs depth, log-linear (:mod:`.depth`) default 150 um (2D images,
+                       3D stacks only                                 flat or too shallow stacks)
+blur_rate,             decay of the structure's power spectrum with   defaults 0.03 / 100 um
+scattering_length      depth, 3D stacks only
+out_of_focus           same fit, point-scanning vs widefield model    0 (point-scanning)
+psf_sigma, haze_sigma, not estimated                                  defaults 0.3 / 3 um / 0.05
+haze_rate
+=====================  =============================================  ===========================
+
+All intensities are in the raw images' own units (``photons`` per unit of raw intensity), so
+the calibrated model applies to the raw images as they are given to
+:class:`~deepcontrast.data.DegradedRawData`.
+"""
+import logging
+
+import numpy as np
+
+from .._axes import check_image_axes, spatial_voxel_size
+from .depth import contrast_profile, fit_attenuation, fit_spectral, slice_stats
+from .noise import fit_noise
+from .report import CalibrationReport
+
+__all__ = ["calibrate", "CalibrationReport", "fit_noise"]
+
+log = logging.getLogger(__name__)
+
+_MAX_NOISE_PLANES = 64
+
+
+def _as_list(images):
+    if isinstance(images, np.ndarray):
+        return [images]
+    if isinstance(images, (list, tuple)):
+        return list(images)
+    raise ValueError(f"images must be a numpy array or a list of arrays, got {type(images).__name__}")
+
+
+def _stacks(img, axes):
+    """(n_z, ny, nx) float64 stacks of one image: non-spatial axes (S, T, C) split off."""
+    spatial = [a for a in axes if a in "ZYX"]
+    other = [i for i, a in enumerate(axes) if a not in "ZYX"]
+    x = np.transpose(img, other + [axes.index(a) for a in spatial]).astype(np.float64)
+    x = x.reshape((-1,) + x.shape[len(other):])
+    if "Z" not in spatial:
+        x = x[:, None]
+    return list(x)
+
+
+def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=None, defaults=None):
+    """Fit :class:`~deepcontrast.degradation.DeepTissueDegradation` to raw images.
+
+    Parameters
+    ----------
+    images : numpy.ndarray or list of numpy.ndarray
+        Raw images (uint8/uint16/float, with or without camera offset), each with ``axes``.
+        Give them as acquired: no normalization, no clipping.
+    axes : str
+        Axes of every image, e.g. ``'YX'``, ``'ZYX'``, ``'CZYX'`` (S/T/C are split into
+        independent images, pooled for the fit).
+    voxel_size : sequence of float or None
+        Micrometres per pixel per spatial axis (e.g. ``(2, 0.5, 0.5)`` for ``'ZYX'``);
+        default 1. Depth parameters are per micrometre, so give the real sizes.
+    surface : {'first', 'last'}
+        Which end of Z is the tissue surface.
+    depth : float
+        Depth (um) of the surface-most slice (of the plane, for 2D images).
+    cls : type or None
+        The degradation class to build (default DeepTissueDegradation).
+    defaults : DeepTissueDegradation or None
+        Values kept for what the data cannot tell (default: the class defaults).
+
+    Returns
+    -------
+    deg : DeepTissueDegradation
+    report : CalibrationReport
+        Fitted values with uncertainties, estimated vs defaulted, ``summary()``, ``figure()``,
+        ``to_dict()``.
+
+    Raises
+    ------
+    ValueError
+        If no image is given, axes do not match, the images hold NaN/Inf, are constant, or
+        are too small (< 16x16 pixels in total usable area).
+
+    Examples
+    --------
+    >>> from deepcontrast.data import synthetic_tissue  # doctest: +SKIP
+    >>> observed, clean = synthetic_tissue()  # doctest: +SKIP
+    >>> deg, report = calibrate(observed, 'ZYX', voxel_size=(2, .5, .5))  # doctest: +SKIP
+    >>> print(report.summary())  # doctest: +SKIP
+    """
+    if cls is None:
+        from ..degradation import DeepTissueDegradation as cls
+    defaults = cls() if defaults is None else defaults
+    imgs = _as_list(images)
+    if not imgs:
+        raise ValueError("no images given to calibrate from; pass one array or a non-empty list of arrays")
+    stacks, norm_axes = [], None
+    for i, img in enumerate(imgs):
+        img, norm_axes = check_image_axes(img, axes, name=f"image {i}")
+        stacks.extend(_stacks(img, norm_axes))
+    vs = spatial_voxel_size(norm_axes, voxel_size)
+    has_z = "Z" in norm_axes
+    vyx = vs[-2:]
+    lo = min(float(s.min()) for s in stacks)
+    hi = max(float(s.max()) for s in stacks)
+    if lo == hi:
+        raise ValueError(
+            f"the images are constant (all values {lo:g}); there is no noise or structure to calibrate from. "
+            "Check the input files, or pass an explicit degradation, e.g. DeepTissueDegradation(photons=50)"
+        )
+    planes = [p for s in stacks for p in s]
+    if len(planes) > _MAX_NOISE_PLANES:
+        planes = [planes[i] for i in np.linspace(0, len(planes) - 1, _MAX_NOISE_PLANES).astype(int)]
+    noise = fit_noise(planes)
+    offset = noise["offset"]
+    log.info("noise: photons=%s read_noise=%.4g offset=%.4g (%s)", noise["photons"], noise["read_noise"], offset,
+             noise["status"])
+
+    params = {}
+    params["photons"] = {"value": noise["photons"], "se": noise["photons_se"], "estimated": noise["status"] == "estimated",
+                         "reason": {"estimated": "mean-variance fit",
+                                    "read-only": "variance does not grow with intensity: no shot noise detected",
+                                    "noise-free": "no noise detected"}[noise["status"]]}
+    params["read_noise"] = {"value": noise["read_noise"], "se": noise["read_noise_se"], "estimated": True,
+                            "reason": "intercept of the mean-variance fit at the dark level"}
+    params["background"] = {"value": offset, "se": None, "estimated": True, "reason": "dark level (0.5th percentile of block means)"}
+
+    depth_info = {"has_z": has_z, "profiles": [], "contrast": [], "mode": "unknown"}
+    spectral = None
+    if has_z and max(len(s) for s in stacks) >= 4:
+        depths = [defaults.slice_depths(len(s), depth=depth, voxel_size_z=vs[0], surface=surface) for s in stacks]
+        stats = [slice_stats(s, vyx, offset, noise) for s in stacks]
+        spectral = fit_spectral(stats, depths, defaults)
+        depth_info["mode"] = spectral["mode"]
+        depth_info["rss"] = spectral.get("rss")
+        oof = spectral["out_of_focus"]["value"] or 0.0
+        ls_for_w = spectral["scattering_length"]["value"]
+        w = None
+        if oof:
+            w = defaults.replace(out_of_focus=oof, scattering_length=ls_for_w).out_of_focus_weight
+        att = fit_attenuation([(z, st["mean"]) for z, st in zip(depths, stats)], defaults.attenuation_length, w)
+        params["attenuation_length"] = {"value": att["value"], "se": att["se"], "estimated": att["estimated"],
+                                        "reason": att["reason"]}
+        depth_info["attenuation"] = {k: att.get(k) for k in ("z", "mean", "fit", "slope", "slope_se")}
+        for name in ("blur_rate", "scattering_length", "out_of_focus"):
+            r = spectral[name]
+            params[name] = {"value": r["value"], "interval": r.get("interval"), "estimated": r["estimated"],
+                            "reason": r.get("reason") or spectral.get("reason") or "spectral fit vs depth"}
+    else:
+        why = ("2D images carry no depth information" if not has_z else "stacks have fewer than 4 slices")
+        for name in ("attenuation_length", "blur_rate", "scattering_length", "out_of_focus"):
+            params[name] = {"value": getattr(defaults, name), "se": None, "estimated": False, "reason": why}
+    for name in ("psf_sigma", "haze_sigma", "haze_rate"):
+        params[name] = {"value": getattr(defaults, name), "se": None, "estimated": False,
+                        "reason": "not estimated (documented default)"}
+
+    deg = defaults.replace(**{k: v["value"] for k, v in params.items()})
+    if spectral is not None:
+        for st, z in zip(stats, depths):
+            zz, data, model = contrast_profile(st, z, deg)
+            depth_info["contrast"].append({"z": zz.tolist(), "data": _finite(data), "model": _finite(model)})
+    report = CalibrationReport(degradation=deg, parameters=params, noise=dict(noise), depth=depth_info,
+                               inputs={"n_images": len(imgs), "axes": norm_axes, "voxel_size": list(vs),
+                                       "surface": surface, "depth": float(depth),
+                                       "dtype": str(np.asarray(imgs[0]).dtype)})
+    log.info("calibration:\n%s", report.summary())
+    return deg, report
+
+
+def _finite(a):
+    return [float(v) if np.isfinite(v) else None for v in np.asarray(a, float)]

@@ -1,0 +1,229 @@
+"""Poisson-Gaussian noise from the raw images alone: a robust mean-variance fit.
+
+Model (the standard one for photon-counting cameras and PMTs, e.g. Foi et al. 2008)::
+
+    var(pixel) = (mean - offset) / photons + read_noise**2
+
+``photons`` is the number of detected photons per unit of image intensity (1 / gain),
+``offset`` the dark level (camera offset, the ``background`` of
+:class:`~deepcontrast.degradation.DeepTissueDegradation`), ``read_noise`` the standard
+deviation of additive Gaussian noise (incl. quantization), all in raw image units.
+
+Method
+------
+1. Structure is removed with the 3x3 kernel ``[[1,-2,1],[-2,4,-2],[1,-2,1]] / 6`` (unit
+   norm, blind to constant and linear intensity: Immerkaer 1996), so its output has the
+   noise variance wherever the image is locally smooth.
+2. Each plane is cut into 8x8 blocks; per block the mean intensity and the mean squared
+   residual (a local variance) are recorded. Blocks touching clipped pixels (the dtype
+   maximum when it is frequent, i.e. saturation) are dropped.
+3. Blocks are binned by mean (quantile bins); in each bin, a low quantile of the block
+   variances is taken (structure only ever *adds* variance) and corrected for its bias with
+   the same quantile of pure white noise pushed through the same steps.
+4. ``var = slope * mean + intercept`` is fitted by iteratively reweighted least squares
+   (weights 1 / predicted variance**2, Huber-type down-weighting of outliers);
+   ``photons = 1 / slope`` with the standard error from the fit.
+5. The offset cannot be told apart from read noise by the fit alone (only the intercept
+   ``read_noise**2 - offset / photons`` is identified), so it is taken as the dark level of
+   the data: the 0.5th percentile of the block means. Then
+   ``read_noise = sqrt(max(0, intercept + slope * offset))``. When the darkest regions still
+   hold some signal (haze), that signal's shot noise is counted as read noise: read noise is
+   then over-estimated by about ``sqrt(dark_signal / photons)``.
+
+When the variance does not grow significantly with intensity (slope below 3 standard
+errors: additive noise only, or a flat image whose narrow intensity range cannot separate
+shot from read noise) all variance is attributed to read noise (``photons=None``,
+status 'read-only'). Noise-free images give ``photons=None, read_noise=0`` ('noise-free').
+"""
+import logging
+from functools import lru_cache
+
+import numpy as np
+from scipy import ndimage as ndi
+
+__all__ = ["NoiseFit", "fit_noise", "local_mean_variance"]
+
+log = logging.getLogger(__name__)
+
+_KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64) / 6.0
+_BLOCK = 8
+_QUANTILE = 0.4
+
+
+class NoiseFit(dict):
+    """Result of :func:`fit_noise` (a plain, JSON-serializable dict with attribute access).
+
+    Keys: ``photons`` (float or None), ``photons_se``, ``read_noise``, ``read_noise_se``,
+    ``offset``, ``slope``, ``intercept``, ``status`` ('estimated', 'read-only', 'noise-free'), ``bins`` ({'mean': [...], 'var': [...]}) for the figure, ``n_blocks``.
+    """
+
+    __getattr__ = dict.__getitem__
+
+
+def local_mean_variance(plane, block=_BLOCK):
+    """Block means and structure-free local noise variances of one 2D plane.
+
+    Parameters
+    ----------
+    plane : numpy.ndarray
+        2D float array.
+    block : int
+        Block edge length in pixels (default 8).
+
+    Returns
+    -------
+    (means, variances, valid) : tuple of 1D numpy.ndarray
+        ``valid`` is False for blocks touching clipped pixels.
+    """
+    plane = np.asarray(plane, np.float64)
+    ny, nx = plane.shape
+    res = ndi.correlate(plane, _KERNEL, mode="reflect")
+    by, bx = ny // block, nx // block
+    if by == 0 or bx == 0:
+        return np.empty(0), np.empty(0), np.empty(0, bool)
+    crop = (slice(0, by * block), slice(0, bx * block))
+
+    def blocks(a):
+        return a[crop].reshape(by, block, bx, block).swapaxes(1, 2).reshape(by * bx, block * block)
+
+    means = blocks(plane).mean(1)
+    var = (blocks(res) ** 2).mean(1)
+    clip = _clipped_mask(plane)
+    valid = ~blocks(ndi.binary_dilation(clip, iterations=1)).any(1) if clip.any() else np.ones(len(means), bool)
+    return means, var, valid
+
+
+def _clipped_mask(plane):
+    """Pixels at the plane's maximum when that value is frequent (saturation).
+
+    The minimum is not masked: exact zeros are legitimate Poisson counts in dark regions.
+    """
+    hit = plane == plane.max()
+    return hit if hit.mean() > 1e-3 else np.zeros(plane.shape, bool)
+
+
+@lru_cache(maxsize=4)
+def _quantile_bias(block=_BLOCK, q=_QUANTILE):
+    """Ratio of the q-quantile to the mean of block variances for pure white noise."""
+    rng = np.random.default_rng(12345)
+    noise = rng.normal(size=(256, 256))
+    _, var, _ = local_mean_variance(noise, block)
+    return float(np.quantile(var, q) / np.mean(var))
+
+
+def _planes(images):
+    for img in images:
+        for plane in img.reshape((-1,) + img.shape[-2:]):
+            yield plane
+
+
+def fit_noise(planes, *, n_bins=24, min_blocks=8):
+    """Fit ``var = (mean - offset) / photons + read_noise**2`` to raw 2D planes.
+
+    Parameters
+    ----------
+    planes : iterable of numpy.ndarray
+        2D planes (YX) of raw data in its original units (any real dtype).
+    n_bins : int
+        Number of intensity bins (quantiles of the block means).
+    min_blocks : int
+        Minimum number of blocks per bin.
+
+    Returns
+    -------
+    NoiseFit
+
+    Raises
+    ------
+    ValueError
+        If the planes are too small (< 8x8) or constant.
+    """
+    ms, vs = [], []
+    for p in planes:
+        m, v, ok = local_mean_variance(p)
+        ms.append(m[ok])
+        vs.append(v[ok])
+    means = np.concatenate(ms) if ms else np.empty(0)
+    var = np.concatenate(vs) if vs else np.empty(0)
+    if len(means) < 2 * min_blocks:
+        raise ValueError(
+            f"too little usable image area to estimate noise ({len(means)} unclipped {_BLOCK}x{_BLOCK} blocks); "
+            "give larger or more images, or pass an explicit degradation, e.g. DeepTissueDegradation(photons=50)"
+        )
+    span = float(np.ptp(means))
+    if span == 0 and np.all(var == 0):
+        raise ValueError(
+            f"the images are constant (all values {means[0]:g}); there is no noise or structure to calibrate from. "
+            "Check the input files, or pass an explicit degradation, e.g. DeepTissueDegradation(photons=50)"
+        )
+    offset = float(np.percentile(means, 0.5))
+    # bins evenly spaced in sqrt(mean) (dense where most blocks are, still reaching the bright end);
+    # a low quantile of the variances in each
+    u = np.sqrt(means - means.min())
+    edges = np.linspace(0, u.max() * (1 + 1e-9) + 1e-300, int(max(2, n_bins)) + 1)
+    idx = np.clip(np.searchsorted(edges, u, side="right") - 1, 0, len(edges) - 2)
+    bias = _quantile_bias()
+    bm, bv, bn = [], [], []
+    for b in range(len(edges) - 1):
+        sel = idx == b
+        if sel.sum() < min_blocks:
+            continue
+        q = np.quantile(var[sel], _QUANTILE)
+        # the mean that goes with the low-variance blocks (within a wide bin they sit at its dim side)
+        low = sel & (var <= np.quantile(var[sel], 2 * _QUANTILE))
+        bm.append(float(np.median(means[low])))
+        bv.append(float(q / bias))
+        bn.append(int(sel.sum()))
+    bm, bv, bn = np.array(bm), np.array(bv), np.array(bn)
+    out = NoiseFit(offset=offset, bins={"mean": bm.tolist(), "var": bv.tolist()}, n_blocks=int(len(means)))
+    typical = float(np.sqrt(max(np.median(var), 0.0)))
+    if typical == 0 or typical < 1e-6 * max(abs(float(np.max(means))), 1e-30):
+        out.update(photons=None, photons_se=None, read_noise=0.0, read_noise_se=0.0, slope=0.0, intercept=0.0,
+                   status="noise-free")
+        return out
+    slope, intercept, cov = _irls_line(bm, bv, bn) if len(bm) >= 3 else (0.0, 0.0, np.full((2, 2), np.inf))
+    slope_se = float(np.sqrt(cov[0, 0]))
+    if not (slope > 3 * slope_se and slope > 0):
+        # the slope is not identified (too narrow an intensity range, or additive noise only)
+        v = float(np.quantile(var, _QUANTILE) / bias)
+        out.update(photons=None, photons_se=None, read_noise=float(np.sqrt(v)), read_noise_se=None,
+                   slope=float(slope), intercept=float(intercept), status="read-only")
+        return out
+    photons = 1.0 / slope
+    photons_se = float(np.sqrt(cov[0, 0]) / slope**2)
+    r2 = intercept + slope * offset
+    r2_se = float(np.sqrt(max(cov[1, 1] + offset**2 * cov[0, 0] + 2 * offset * cov[0, 1], 0.0)))
+    read = float(np.sqrt(max(r2, 0.0)))
+    read_se = float(np.sqrt(r2 + r2_se) - read) if r2 > 0 else float(np.sqrt(r2_se))
+    out.update(photons=float(photons), photons_se=photons_se, read_noise=read, read_noise_se=read_se,
+               slope=float(slope), intercept=float(intercept), status="estimated")
+    return out
+
+
+def _irls_line(x, y, n, n_iter=8):
+    """Weighted robust line fit y = s x + c; weights ~ n / y_pred**2, Huber on standardized residuals.
+
+    Returns slope, intercept and their covariance (scaled by the residual variance).
+    """
+    A = np.stack([x, np.ones_like(x)], 1)
+    floor = 1e-2 * float(np.max(y)) + 1e-300
+    w = n / np.maximum(y, floor) ** 2
+    coef = np.linalg.lstsq(A * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
+    for _ in range(n_iter):
+        pred = np.maximum(A @ coef, floor)
+        base = n / pred**2
+        r = (y - pred) * np.sqrt(base)
+        s = 1.4826 * np.median(np.abs(r - np.median(r))) + 1e-300
+        k = 1.5 * s
+        hub = np.where(np.abs(r) <= k, 1.0, k / np.abs(r))
+        w = base * hub
+        coef = np.linalg.lstsq(A * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
+    Aw = A * np.sqrt(w)[:, None]
+    resid = (y - A @ coef) * np.sqrt(w)
+    dof = max(len(x) - 2, 1)
+    sigma2 = float(resid @ resid) / dof
+    try:
+        cov = np.linalg.inv(Aw.T @ Aw) * sigma2
+    except np.linalg.LinAlgError:
+        cov = np.full((2, 2), np.inf)
+    return float(coef[0]), float(coef[1]), cov
