@@ -172,3 +172,102 @@ def test_fiji_export_without_folder_needs_fname(tmp_path):
     model = DeepContrast(config, None, basedir=None)
     with pytest.raises(ValueError, match="fname"):
         export_fiji(model)
+
+
+# ---------------------------------------------------------------- bioimage.io
+
+
+def _run_test_model(path, tmp_path, monkeypatch):
+    from bioimageio.core import test_model
+
+    monkeypatch.chdir(tmp_path)  # bioimageio.core unzips TF weights into the working directory
+    summary = test_model(path)
+    assert summary.status == "passed", summary.format()
+    return summary
+
+
+def test_bioimageio_package_passes_test_model(tmp_path, monkeypatch):
+    pytest.importorskip("bioimageio.core")
+    model = make_model(tmp_path, "YX", depth=2)
+    model.degradation_settings = {"degradation": {"attenuation_length": 150.0}, "extra_depth": [10, 40]}
+    path = export_bioimageio(model, tmp_path / "pkg.zip", authors=["Ada Lovelace"])
+    assert path == tmp_path / "pkg.zip"
+    _run_test_model(path, tmp_path, monkeypatch)
+    with zipfile.ZipFile(path) as z:
+        names = set(z.namelist())
+        readme = z.read("README.md").decode()
+        rdf = z.read("rdf.yaml").decode()
+        x, y = (np.load(z.open(f"test_{k}.npy")) for k in ("input", "output"))
+    assert {"rdf.yaml", "cover.png", "tf_saved_model_bundle.zip", "test_input.npy", "test_output.npy"} <= names
+    assert "scale_range" in rdf and "halo" in rdf and "tensorflow_saved_model_bundle" in rdf
+    assert "one\niteration" in readme or "one iteration" in readme
+    assert "attenuation_length" in readme and "extra_depth" in readme
+    # test output = our predict in normalized units = the network on the normalized input
+    from csbdeep.utils import normalize
+
+    y_net = model.keras_model.predict(normalize(x, 2, 99.8, axis=(1, 2)), verbose=0)
+    np.testing.assert_allclose(y, y_net, rtol=1e-4, atol=1e-4)
+
+
+def test_bioimageio_3d_multichannel_passes_test_model(tmp_path, monkeypatch):
+    pytest.importorskip("bioimageio.core")
+    model = make_model(tmp_path, "ZYX", 2, 2, depth=1)
+    sample = np.random.default_rng(3).gamma(2.0, 100.0, (25, 30, 31, 2)).astype(np.float32)
+    path = export_bioimageio(model, tmp_path / "pkg3d.zip", input_sample=sample)
+    _run_test_model(path, tmp_path, monkeypatch)
+    with zipfile.ZipFile(path) as z:
+        x = np.load(z.open("test_input.npy"))
+    # cropped to the largest valid size (multiples of the step above the minimum)
+    assert x.shape[0] == 1 and x.shape[-1] == 2 and all(n % 2 == 0 and n <= m for n, m in zip(x.shape[1:4], (25, 30, 31)))
+
+
+def test_bioimageio_sample_with_wrong_channels(tmp_path):
+    pytest.importorskip("bioimageio.core")
+    model = make_model(tmp_path, "YX", 2, 2, depth=1)
+    with pytest.raises(ValueError, match="input_sample"):
+        export_bioimageio(model, tmp_path / "pkg.zip", input_sample=np.ones((32, 32), np.float32))
+
+
+def test_bioimageio_sample_too_small(tmp_path):
+    pytest.importorskip("bioimageio.core")
+    model = make_model(tmp_path, "YX", depth=2)
+    with pytest.raises(ValueError, match="too small"):
+        export_bioimageio(model, tmp_path / "pkg.zip", input_sample=np.ones((8, 64), np.float32))
+
+
+def test_bioimageio_missing_extra_names_the_install(tmp_path, monkeypatch):
+    model = make_model(tmp_path, "YX", depth=1)
+    monkeypatch.setitem(sys.modules, "bioimageio.core", None)
+    with pytest.raises(ImportError, match=r'pip install "deepcontrast\[bioimageio\]"'):
+        export_bioimageio(model, tmp_path / "pkg.zip")
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def test_cli_export_fiji(tmp_path, capsys):
+    model = make_model(tmp_path, "YX", depth=1, name="trained", save=True)
+    out = tmp_path / "fiji.zip"
+    assert main(["export", str(model.logdir), "--format", "fiji", "-o", str(out)]) == 0
+    assert zipfile.is_zipfile(out) and str(out) in capsys.readouterr().out
+
+
+def test_cli_refuses_existing_output(tmp_path, capsys):
+    model = make_model(tmp_path, "YX", depth=1, name="trained", save=True)
+    out = tmp_path / "fiji.zip"
+    out.write_bytes(b"keep me")
+    assert main(["export", str(model.logdir), "-o", str(out)]) == 1
+    assert "--overwrite" in capsys.readouterr().err and out.read_bytes() == b"keep me"
+
+
+def test_cli_refuses_model_without_weights(tmp_path, capsys):
+    model = make_model(tmp_path, "YX", depth=1, name="untrained")
+    assert main(["export", str(model.logdir), "-o", str(tmp_path / "x.zip")]) == 1
+    assert "no weights" in capsys.readouterr().err
+
+
+def test_cli_missing_bioimageio_extra(tmp_path, capsys, monkeypatch):
+    model = make_model(tmp_path, "YX", depth=1, name="trained", save=True)
+    monkeypatch.setitem(sys.modules, "bioimageio.core", None)
+    assert main(["export", str(model.logdir), "--format", "bioimageio", "-o", str(tmp_path / "b.zip")]) == 1
+    assert 'pip install "deepcontrast[bioimageio]"' in capsys.readouterr().err
