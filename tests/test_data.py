@@ -120,6 +120,14 @@ def test_from_folder_streams_one_image_at_a_time(folder, monkeypatch):
     assert len(rest) == 4 and len(reads) == 3
 
 
+def test_images_of_different_shapes(folder):
+    tifffile.imwrite(folder / "raw" / "small.tif", synthetic_tissue((6, 32, 36), rng=9)[0])
+    rd = DegradedRawData.from_folder(folder, ["raw"], "ZYX", DEG, 20, voxel_size=VS, rng=0)
+    assert [y.shape for _, y, _, _ in rd.generator()] == [(8, 40, 40)] * 3 + [(6, 32, 36)]
+    X, _, _ = create_patches(rd, (4, 32, 32), 2, verbose=False)
+    assert X.shape == (8, 1, 4, 32, 32)
+
+
 def test_absolute_source_dir(folder):
     rd = DegradedRawData.from_folder("unused", [folder / "raw"], "ZYX", DEG, 20, voxel_size=VS)
     assert rd.size == 3

@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from .._axes import check_image_axes
 from ..degradation import DeepTissueDegradation
+from ._tiff import read_tiff, tiff_shape
 from .settings import atomic_write, settings_path, write_settings
 from .transform import (as_degradation, check_depth, check_extra_depth, check_n_degradations, check_surface,
                         check_voxel_size, deep_tissue_distortions)
@@ -128,14 +129,14 @@ class DegradedRawData(RawData):
                     "pattern (e.g. pattern='*.tif')"
                 )
             files.extend(found)
-        shapes = [_tiff_shape(f, axes) for f in files]
-        loaders = [(str(f), (lambda f=f: _read_tiff(f, shape)), shape) for f, shape in zip(files, shapes)]
+        shapes = [tiff_shape(f, axes) for f in files]
+        loaders = [(str(f), (lambda f=f, shape=shape: read_tiff(f, shape)), shape) for f, shape in zip(files, shapes)]
         desc = f"{basepath}: sources={[str(s) for s in source_dirs]}, axes='{axes}', pattern='{pattern}'"
 
         def calibration_images():
             return [load() for _, load, _ in loaders[:N_CALIBRATION_IMAGES]]
 
-        return cls._make(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
+        return cls._build(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
                          desc, calibration_images)
 
     @classmethod
@@ -181,11 +182,11 @@ class DegradedRawData(RawData):
         for i, img in enumerate(images):
             checked.append(check_image_axes(img, axes, name=f"image {i}")[0])
         loaders = [(f"image {i}", (lambda img=img: img), img.shape) for i, img in enumerate(checked)]
-        return cls._make(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
+        return cls._build(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
                          "numpy arrays", lambda: checked)
 
     @classmethod
-    def _make(cls, loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
+    def _build(cls, loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
               description, calibration_images):
         lo, hi = check_extra_depth(extra_depth)
         n = check_n_degradations(n_degradations)
@@ -336,35 +337,6 @@ def _check_axes(axes):
     if "Y" not in axes or "X" not in axes:
         raise ValueError(f"axes {axes!r} must contain both Y and X")
     return axes
-
-
-def _tiff_shape(path, axes):
-    """Shape of the first series of a TIFF from its header; errors name the file."""
-    import tifffile
-
-    try:
-        with tifffile.TiffFile(path) as tif:
-            shape = tuple(tif.series[0].shape)
-    except Exception as e:
-        raise ValueError(f"cannot read {path} as a TIFF ({type(e).__name__}: {e}); remove or replace it") from None
-    if len(shape) != len(axes):
-        raise ValueError(
-            f"image {path} has {len(shape)} dimensions {shape}, but axes {axes!r} have {len(axes)}; "
-            "give the axes of the images (e.g. 'YX' for 2D, 'ZYX' for stacks) or remove this file"
-        )
-    return shape
-
-
-def _read_tiff(path, shape):
-    import tifffile
-
-    try:
-        img = tifffile.imread(path)
-    except Exception as e:
-        raise ValueError(f"cannot read {path} as a TIFF ({type(e).__name__}: {e}); remove or replace it") from None
-    if img.shape != tuple(shape):
-        raise ValueError(f"image {path} has shape {img.shape}, but its header said {tuple(shape)}; re-save it")
-    return img
 
 
 def _check_patch_size(raw_data, patch_size, patch_axes):
