@@ -309,3 +309,14 @@ def test_create_patches_rng_reproducible_and_restores_global_state(stack):
     assert np.random.random() == expected_next
     X2, _, _ = create_patches(rd, (4, 16, 16), 6, rng=5, verbose=False)
     np.testing.assert_array_equal(X1, X2)
+
+
+def test_save_settings_round_trip(tmp_path):
+    from deepcontrast.data import save_settings
+
+    p = save_settings(tmp_path / "d.npz", {"extra_depth": [1.0, 2.0]})
+    assert p == settings_path(tmp_path / "d.npz")
+    assert load_settings(tmp_path / "d.npz") == {"extra_depth": [1.0, 2.0]}
+    p.write_text("{broken")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        load_settings(tmp_path / "d.npz")

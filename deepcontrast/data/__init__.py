@@ -8,7 +8,7 @@
 * :func:`synthetic_tissue`: a synthetic sample volume with known clean truth.
 """
 from .generate import DegradedRawData, create_patches
-from .settings import load_settings, settings_path
+from .settings import load_settings, save_settings, settings_path
 from .synthetic import synthetic_tissue
 from .transform import deep_tissue_distortions
 
@@ -17,6 +17,7 @@ __all__ = [
     "create_patches",
     "deep_tissue_distortions",
     "load_settings",
+    "save_settings",
     "settings_path",
     "synthetic_tissue",
 ]

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from .._axes import check_image_axes
 from ..degradation import DeepTissueDegradation
 from ._tiff import read_tiff, tiff_shape
-from .settings import atomic_write, settings_path, write_settings
+from .settings import atomic_write, settings_path, save_settings
 from .transform import (as_degradation, check_depth, check_extra_depth, check_n_degradations, check_surface,
                         check_voxel_size, deep_tissue_distortions)
 
@@ -319,7 +319,7 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
         atomic_write(npz, lambda tmp: save_training_data(tmp, X, Y, axes))
         settings = getattr(raw_data, "settings", None)
         if settings is not None:
-            write_settings(npz, settings)
+            save_settings(npz, settings)
             log.info("saved %s and %s", npz, settings_path(npz))
         else:
             log.info("saved %s", npz)

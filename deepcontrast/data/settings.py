@@ -4,7 +4,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["settings_path", "load_settings"]
+__all__ = ["settings_path", "load_settings", "save_settings"]
 
 
 def settings_path(npz_path):
@@ -83,8 +83,29 @@ def atomic_write(path, write):
     return path
 
 
-def write_settings(npz_path, settings):
-    """Write ``settings`` as JSON to :func:`settings_path` of ``npz_path`` (atomically)."""
+def save_settings(npz_path, settings):
+    """Write ``settings`` as JSON to :func:`settings_path` of ``npz_path`` (atomically).
+
+    :func:`deepcontrast.data.create_patches` does this for you; call it yourself when you
+    post-process the patches (e.g. squeeze Z for 2D-on-slices training) and save them with
+    :func:`csbdeep.io.save_training_data`.
+
+    Parameters
+    ----------
+    npz_path : str or pathlib.Path
+        The training data file the settings describe.
+    settings : dict
+        JSON-serializable, usually ``DegradedRawData.settings``.
+
+    Returns
+    -------
+    pathlib.Path
+        The settings file written.
+
+    Examples
+    --------
+    >>> save_settings('data/my_training_data.npz', raw_data.settings)  # doctest: +SKIP
+    """
     text = json.dumps(settings, indent=2, sort_keys=True)
 
     def _write(tmp):
