@@ -100,7 +100,8 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         ``deepest_third`` metric dicts), ``baselines`` (same structure by name),
         ``contrast_profile`` (per-slice contrast with ``depth_um``), ``suggested_n_iter`` and
         ``suggestion_rule``, ``best_iteration_by_psnr`` (with ground truth), and the settings.
-        Non-finite values (PSNR of identical images) are stored as None.
+        Non-finite values (PSNR of identical images) and undefined metrics (e.g. RMS contrast of
+        an image with a negative mean; a warning is logged) are stored as None.
 
     Raises
     ------
@@ -160,11 +161,11 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
 
     depths = DeepTissueDegradation().slice_depths(nz, depth=depth, voxel_size_z=vz, surface=surface) if "Z" in axes \
         else np.array([float(depth)])
-    profile = {"metric": metric, "depth_um": depths, "raw": M.contrast_profile(raw, axes, metric)}
+    profile = {"metric": metric, "depth_um": depths, "raw": M.contrast_profile(raw, axes, metric, undefined="nan")}
     for k, y in enumerate(iterates, 1):
-        profile[f"iteration_{k}"] = M.contrast_profile(y, axes, metric)
+        profile[f"iteration_{k}"] = M.contrast_profile(y, axes, metric, undefined="nan")
     for name, x in baselines.items():
-        profile[name] = M.contrast_profile(x, axes, metric)
+        profile[name] = M.contrast_profile(x, axes, metric, undefined="nan")
 
     report = {
         "deepcontrast_version": __version__,

@@ -258,7 +258,7 @@ def _yx_last(img, axes):
     return np.transpose(img, [axes.index(a) for a in order]), "".join(order)
 
 
-def contrast_profile(img, axes, metric="rms"):
+def contrast_profile(img, axes, metric="rms", *, undefined="raise"):
     r"""One contrast value per Z slice, for contrast-vs-depth curves.
 
     Each slice (all non-Z axes, e.g. ``YX`` or ``CYX``) is measured with ``metric``.
@@ -272,6 +272,10 @@ def contrast_profile(img, axes, metric="rms"):
     metric : str or callable
         ``'rms'``, ``'michelson'``, ``'weber'``, ``'dcts'`` (see :data:`CONTRAST_METRICS`) or a
         function ``f(slice) -> float``.
+    undefined : {'raise', 'nan'}
+        What to do with a slice whose contrast is undefined (e.g. a negative mean for
+        ``'rms'``): raise the ValueError (default) or record NaN and log a warning (for plots
+        and reports, which show such slices as gaps).
 
     Returns
     -------
@@ -291,11 +295,20 @@ def contrast_profile(img, axes, metric="rms"):
     f = CONTRAST_METRICS.get(metric) if isinstance(metric, str) else metric
     if not callable(f):
         raise ValueError(f"unknown contrast metric {metric!r}; use one of {sorted(CONTRAST_METRICS)} or a function")
+    if undefined not in ("raise", "nan"):
+        raise ValueError(f"undefined must be 'raise' or 'nan', got {undefined!r}")
     img, axes = _yx_last(img, axes)
-    if "Z" not in axes:
-        return np.array([f(img)], dtype=np.float64)
-    img = np.moveaxis(img, axes.index("Z"), 0)
-    return np.array([f(s) for s in img], dtype=np.float64)
+    slices = [img] if "Z" not in axes else list(np.moveaxis(img, axes.index("Z"), 0))
+    out = np.empty(len(slices), dtype=np.float64)
+    for k, sl in enumerate(slices):
+        try:
+            out[k] = f(sl)
+        except ValueError as e:
+            if undefined == "raise":
+                raise
+            log.warning("contrast of slice %d undefined (recorded as NaN): %s", k, e)
+            out[k] = np.nan
+    return out
 
 
 def _bandpass(img, band):

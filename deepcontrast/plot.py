@@ -51,6 +51,7 @@ def plot_contrast_profile(images, axes, *, depths=None, metric="rms", voxel_size
     Returns
     -------
     matplotlib.figure.Figure
+        Slices where the contrast is undefined (e.g. negative mean) are gaps in the curves.
 
     Raises
     ------
@@ -63,7 +64,7 @@ def plot_contrast_profile(images, axes, *, depths=None, metric="rms", voxel_size
     """
     if not images:
         raise ValueError("images is empty; pass a dict like {'raw': raw, 'iteration 1': y1}")
-    profiles = {k: contrast_profile(v, axes, metric=metric) for k, v in images.items()}
+    profiles = {k: contrast_profile(v, axes, metric=metric, undefined="nan") for k, v in images.items()}
     n = len(next(iter(profiles.values())))
     if depths is not None:
         depths = np.asarray(depths, float)

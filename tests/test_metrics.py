@@ -220,3 +220,11 @@ def test_tradeoff_shape_mismatch():
 def test_suggest_needs_iterates():
     with pytest.raises(ValueError, match="at least one iterate"):
         M.suggest_n_iter([{"contrast_gain": 1, "detail_retention": 1}])
+
+
+def test_contrast_profile_undefined_slices():
+    stack = np.stack([two_level(1, 3), two_level(-3, 1)])
+    with pytest.raises(ValueError, match="positive mean"):
+        M.contrast_profile(stack, "ZYX")
+    prof = M.contrast_profile(stack, "ZYX", undefined="nan")
+    assert prof[0] == pytest.approx(0.5) and np.isnan(prof[1])
