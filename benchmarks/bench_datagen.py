@@ -17,7 +17,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import tifffile
 from csbdeep.data import RawData
 from csbdeep.data import create_patches as csbdeep_create_patches

@@ -1,6 +1,5 @@
 """Training pairs from raw images alone: :class:`DegradedRawData` and :func:`create_patches`."""
 import logging
-from itertools import chain
 from pathlib import Path
 
 import numpy as np
