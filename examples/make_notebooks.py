@@ -354,7 +354,6 @@ import matplotlib.pyplot as plt
 from tifffile import imread
 
 from deepcontrast import DeepContrast
-from deepcontrast.demo.slices import SliceWiseModel
 from deepcontrast.evaluate import evaluate_model, format_table"""),
         md("""
 ## ▶ Your data: edit this cell"""),
@@ -372,15 +371,14 @@ n_iter            = 2 if QUICK else 3
 img = imread(image_file)
 ground_truth = imread(ground_truth_file) if ground_truth_file else None
 model = DeepContrast(None, 'my_model', basedir='models')
-# a 2D network (trained on XY slices) is applied to a stack slice by slice
-predictor = SliceWiseModel(model) if 'Z' in axes and 'Z' not in model.config.axes else model
+# a 2D network (trained on XY slices) applies to a stack slice by slice, normalized as a whole
 print(img.shape, 'network axes:', model.config.axes)"""),
         md("""
 ## Iterative prediction
 
 `predict_iterative` returns one image per iteration, with intensities comparable to the input."""),
         code("""
-iterates = predictor.predict_iterative(img, axes, n_iter)
+iterates = model.predict_iterative(img, axes, n_iter)
 k = img.shape[0] * 5 // 6 if 'Z' in axes else slice(None)   # a deep slice
 views = [img[k]] + [it[k] for it in iterates] + ([ground_truth[k]] if ground_truth is not None else [])
 titles = ['raw'] + [f'iteration {i + 1}' for i in range(n_iter)] + (['clean truth'] if ground_truth is not None else [])
@@ -396,7 +394,7 @@ PSNR/SSIM against the truth when there is one) next to CLAHE and Richardson-Lucy
 deconvolution, suggests a number of iterations, and writes `results/metrics.json`, the figures
 and TIFFs of every result."""),
         code("""
-report = evaluate_model(predictor, img, axes, n_iter=n_iter, ground_truth=ground_truth, voxel_size=voxel_size,
+report = evaluate_model(model, img, axes, n_iter=n_iter, ground_truth=ground_truth, voxel_size=voxel_size,
                         surface=surface, depth=depth, out_dir='results')
 print(format_table(report))"""),
         code("""

@@ -6,7 +6,7 @@ import pytest
 
 from deepcontrast.cli import main
 from deepcontrast.demo import MARKER, demo_settings, prepare_out_dir
-from deepcontrast.demo.slices import StackNormalizer, squeeze_axis
+from deepcontrast.demo.slices import squeeze_axis
 
 
 # -- output folder ----------------------------------------------------------------------------
@@ -88,16 +88,6 @@ def test_squeeze_axis_refuses_thick_patches():
     X = np.zeros((5, 1, 2, 8, 8))
     with pytest.raises(ValueError, match="patch_size"):
         squeeze_axis(X, X, "SCZYX")
-
-
-def test_stack_normalizer_uses_whole_stack_and_inverts():
-    stack = np.stack([np.full((8, 8), v, np.float32) for v in (1.0, 5.0, 9.0)])
-    n = StackNormalizer(pmin=0, pmax=100).fit(stack)
-    dim = n.before(stack[0], "YX")
-    assert np.allclose(dim, 0.0)  # the dim slice stays dim (not stretched to [0, 1] on its own)
-    assert np.allclose(n.before(stack[1], "YX"), 0.5)
-    back, _ = n.after(dim, None, "YX")
-    assert np.allclose(back, stack[0])
 
 
 # -- end to end -----------------------------------------------------------------------------------

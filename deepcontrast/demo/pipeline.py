@@ -62,9 +62,10 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     Returns
     -------
     dict
-        ``report`` (the evaluation report of ``evaluate_model``), ``deep_third`` (PSNR/SSIM vs
-        the clean truth in the deepest third of the stack for raw, each iteration and each
-        baseline; sample only), ``settings``, ``timings`` (seconds per step), ``paths`` (every
+        ``report`` (the evaluation report of ``evaluate_model``, also in ``metrics.json``),
+        ``quality`` (the built-in sample's quality bar in the deepest third of the stack: PSNR
+        gain of the best iteration over the raw, CLAHE and Richardson-Lucy figures, contrast
+        gains, ``checks`` and ``passed``; None for your own data), ``settings``, ``timings`` (seconds per step), ``paths`` (every
         file and folder written) and ``table`` (the printed summary).
 
     Raises
@@ -111,7 +112,7 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
 
     t = step(4, "iterative prediction and evaluation")
     report = steps.evaluate(s, model, sample, out)
-    deep = steps.deep_third(sample, out, report) if sample.clean is not None else None
+    quality = steps.quality_check(report) if sample.clean is not None else None
     timings["prediction and evaluation"] = time.perf_counter() - t
 
     t = step(5, "export for Fiji")
@@ -122,8 +123,8 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     for name in ("metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png"):
         if (out / name).exists():
             paths[name] = out / name
-    table = steps.summary(report, deep, timings)
-    result = dict(report=report, deep_third=deep, settings=s, timings=timings,
+    table = steps.summary(report, quality, timings)
+    result = dict(report=report, quality=quality, settings=s, timings=timings,
                   history={k: [float(v) for v in vs] for k, vs in (history or {}).items()},
                   paths={k: str(v) for k, v in paths.items()}, table=table)
     summary_file = out / "demo_summary.json"
