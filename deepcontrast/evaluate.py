@@ -350,13 +350,17 @@ def write_report(out_dir, report, raw, iterates, axes, *, baselines=None, overwr
     labels = {"raw": raw, **{f"iteration {k}": y for k, y in enumerate(iterates, 1)},
               **{_BASELINE_LABELS.get(n, n): x for n, x in baselines.items()}}
     rows = report["iterations"]
+    key = "deepest_third" if "deepest_third" in report["regions"] else "all"
+    z = _display_slice(report)
+    what = "whole image" if key == "all" else "metrics of the deepest third"
     figs = {
         "contrast_profile.png": plot_contrast_profile(labels, axes, depths=report["contrast_profile"]["depth_um"],
                                                       metric=report["contrast_profile"]["metric"]),
         "iterations.png": plot_iterations(raw, list(labels.values())[1:], axes, labels=list(labels),
-                                          titles=[_panel_title(r["all"]) for r in rows]
-                                          + [_panel_title(b["all"]) for b in report["baselines"].values()],
-                                          z=_display_slice(report), zoom=True),
+                                          titles=[_panel_title(r[key]) for r in rows]
+                                          + [_panel_title(b[key]) for b in report["baselines"].values()],
+                                          z=z, zoom=True,
+                                          title=f"Raw, iterations and baselines ({'' if z is None else f'Z slice {z}, '}{what})"),
         "tradeoff.png": plot_tradeoff([{"iteration": r["iteration"], **r["all"]} for r in rows],
                                       suggested=report["suggested_n_iter"],
                                       baselines={b["label"]: b["all"] for b in report["baselines"].values()}),

@@ -109,7 +109,7 @@ def _plane(img, axes, z):
 
 
 def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zoom=None, percentiles=(1, 99.8),
-                    cmap="magma"):
+                    cmap="magma", title=None):
     """Raw image and each iterate side by side, on one display range, with an optional zoom inset.
 
     Parameters
@@ -132,6 +132,8 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
         Display range: these percentiles of all panels pooled (every panel uses the same range).
     cmap : str
         Colormap.
+    title : str, optional
+        Figure title (default names the Z slice shown).
 
     Returns
     -------
@@ -186,7 +188,7 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
             ax.add_patch(_rect(x0, y0, x1 - x0, y1 - y0))
     fig.colorbar(im, ax=panels, shrink=0.8, label="intensity (same range in all panels)")
     sl = "" if "Z" not in axes.upper() else f" (Z slice {'last' if z is None else z})"
-    fig.suptitle("Raw and iterates" + sl)
+    fig.suptitle(title or ("Raw and iterates" + sl))
     return fig
 
 

@@ -128,7 +128,6 @@ def test_evaluate_model_bad_n_iter():
         evaluate_model(FakeModel(clean), raw, "ZYX", n_iter=0)
 
 
-@pytest.mark.slow
 def test_cli_evaluate_tiny_model(tmp_path, capsys):
     pytest.importorskip("tensorflow")
     import tifffile
