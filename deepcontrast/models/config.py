@@ -5,7 +5,9 @@ from pathlib import Path
 
 from csbdeep.models import Config as _CSBDeepConfig
 
-__all__ = ["Config", "settings_path"]
+from ..data.settings import load_settings, settings_path
+
+__all__ = ["Config", "load_settings", "settings_path"]
 
 #: keys this subclass adds to csbdeep's configuration, with their defaults
 EXTRA_DEFAULTS = {
@@ -14,14 +16,6 @@ EXTRA_DEFAULTS = {
     # memory (MiB) one prediction call may use when ``n_tiles=None`` picks the tiling
     "predict_memory_mb": 2048,
 }
-
-
-def settings_path(npz_path):
-    """Path of the settings side file of a training-data npz (``'<npz without .npz>.settings.json'``)."""
-    p = Path(npz_path)
-    if p.suffix == ".npz":
-        p = p.with_suffix("")
-    return p.with_name(p.name + ".settings.json")
 
 
 def _tensorboard_available():
@@ -138,7 +132,7 @@ class Config(_CSBDeepConfig):
         if axes is None:
             if data_axes is None:
                 raise ValueError(f"{npz_path} stores no axes; pass axes= explicitly")
-            axes = data_axes.replace("S", "")
+            axes = data_axes.replace("S", "").replace("C", "")
         if data_axes and "C" in data_axes:
             c = data_axes.index("C")
             kwargs.setdefault("n_channel_in", x_shape[c])
@@ -175,27 +169,3 @@ class Config(_CSBDeepConfig):
             return len(invalid) == 0, tuple(invalid)
         return len(invalid) == 0
 
-
-def load_settings(npz_path):
-    """Read the settings side file of a training-data npz; ``None`` when there is none.
-
-    Parameters
-    ----------
-    npz_path : str or Path
-
-    Returns
-    -------
-    dict or None
-
-    Raises
-    ------
-    ValueError
-        The side file exists but is not valid JSON.
-    """
-    p = settings_path(npz_path)
-    if not p.exists():
-        return None
-    try:
-        return json.loads(p.read_text())
-    except ValueError as e:
-        raise ValueError(f"settings file {p} is not valid JSON ({e}); fix or delete it") from None

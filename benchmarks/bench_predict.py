@@ -1,0 +1,111 @@
+"""Prediction speed of DeepContrast vs CSBDeep's CARE.predict and the raw Keras call.
+
+One run, same weights (CSBDeep's default CARE net, freshly initialized with a fixed seed):
+
+- 2D, 1024x1024: raw Keras call on the normalized array, ours untiled, ours n_tiles=(4,4),
+  CSBDeep n_tiles=(4,4) (and untiled, for context);
+- 3D, 64x512x512, n_tiles=(1,4,4): ours vs CSBDeep. (The untiled 3D call would need ~10 GB;
+  the reference for the deviation is CSBDeep's tiled output, whose halo covers the full
+  theoretical receptive field, i.e. equals the untiled output up to float round-off.)
+
+Prints Mpixel/s, the ratios (targets: ours/CSBDeep at the same n_tiles >= 1.4, our untiled
+overhead over the raw Keras call <= 1.1) and the largest deviation of tiled from untiled output
+relative to the untiled output range (target <= 0.01). Timings are the best of ``--repeat``
+runs after one warm-up (the machine may be shared).
+
+Usage: python benchmarks/bench_predict.py [--repeat 2] [--skip-3d]
+"""
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+from scipy import ndimage  # noqa: E402
+
+
+def sample(shape, rng=0):
+    """Fluorescence-like test image: blurred blobs on a dim textured background."""
+    rng = np.random.default_rng(rng)
+    spots = (rng.random(shape) > 0.997).astype(np.float32) * 50
+    img = ndimage.gaussian_filter(spots, 2) + ndimage.gaussian_filter(rng.random(shape, dtype=np.float32), 4)
+    return (100 + 400 * img + rng.normal(0, 5, shape)).astype(np.float32)
+
+
+def best_time(fn, repeat):
+    fn()  # warm-up (tracing, halo measurement)
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+def rel_dev(a, ref):
+    return float(np.abs(a - ref).max() / (ref.max() - ref.min()))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=2)
+    ap.add_argument("--skip-3d", action="store_true")
+    args = ap.parse_args(argv)
+
+    import keras
+    from csbdeep.data import PercentileNormalizer
+    from csbdeep.models import CARE
+    from csbdeep.models import Config as CSBDeepConfig
+
+    from deepcontrast.models import Config, DeepContrast
+
+    def pair(axes):
+        keras.utils.set_random_seed(0)
+        ours = DeepContrast(Config(axes), basedir=None)
+        theirs = CARE(CSBDeepConfig(axes, train_tensorboard=False), basedir=None)
+        theirs.keras_model.set_weights(ours.keras_model.get_weights())
+        return ours, theirs
+
+    # ---------------------------------------------------------------- 2D
+    ours, theirs = pair("YX")
+    img = sample((1024, 1024))
+    mpx = img.size / 1e6
+    xn = PercentileNormalizer().before(img[..., None], "YXC")[None]
+    t_raw_pob, _ = best_time(lambda: ours.keras_model.predict_on_batch(xn), args.repeat)
+    t_raw_call, _ = best_time(lambda: ours.keras_model(xn, training=False).numpy(), args.repeat)
+    t_raw = min(t_raw_pob, t_raw_call)
+    t_un, y_un = best_time(lambda: ours.predict(img, "YX", n_tiles=(1, 1)), args.repeat)
+    t_44, y_44 = best_time(lambda: ours.predict(img, "YX", n_tiles=(4, 4)), args.repeat)
+    t_c44, y_c44 = best_time(lambda: theirs.predict(img, "YX", n_tiles=(4, 4)), args.repeat)
+    t_cun, y_cun = best_time(lambda: theirs.predict(img, "YX"), args.repeat)
+    print(f"2D {img.shape}, default CARE net; tiling halo ours {ours.tile_halo()[0]} px, CSBDeep 43 px")
+    print(f"  raw Keras call (normalized) : {mpx / t_raw:6.3f} Mpixel/s  (predict_on_batch {t_raw_pob:.2f} s, "
+          f"__call__ {t_raw_call:.2f} s)")
+    print(f"  ours untiled                : {mpx / t_un:6.3f} Mpixel/s")
+    print(f"  ours n_tiles=(4,4)          : {mpx / t_44:6.3f} Mpixel/s")
+    print(f"  CSBDeep untiled             : {mpx / t_cun:6.3f} Mpixel/s")
+    print(f"  CSBDeep n_tiles=(4,4)       : {mpx / t_c44:6.3f} Mpixel/s")
+    print(f"  ratio ours/CSBDeep (4,4)    : {t_c44 / t_44:5.2f}  (target >= 1.4)")
+    print(f"  overhead ours untiled / raw : {t_un / t_raw:5.3f} (target <= 1.1)")
+    print(f"  max |tiled - untiled| / range, ours (4,4)    : {rel_dev(y_44, y_un):.2e} (target <= 1e-2)")
+    print(f"  max |tiled - untiled| / range, CSBDeep (4,4) : {rel_dev(y_c44, y_cun):.2e}")
+    print(f"  max |ours untiled - CSBDeep untiled| / range : {rel_dev(y_un, y_cun):.2e}")
+
+    if args.skip_3d:
+        return
+    # ---------------------------------------------------------------- 3D
+    ours, theirs = pair("ZYX")
+    vol = sample((64, 512, 512), rng=1)
+    mvx = vol.size / 1e6
+    t_o, y_o = best_time(lambda: ours.predict(vol, "ZYX", n_tiles=(1, 4, 4)), 1)
+    t_c, y_c = best_time(lambda: theirs.predict(vol, "ZYX", n_tiles=(1, 4, 4)), 1)
+    print(f"3D {vol.shape}, default CARE net; tiling halo ours {ours.tile_halo()[0]} px, CSBDeep 22 px")
+    print(f"  ours n_tiles=(1,4,4)        : {mvx / t_o:6.3f} Mvoxel/s")
+    print(f"  CSBDeep n_tiles=(1,4,4)     : {mvx / t_c:6.3f} Mvoxel/s")
+    print(f"  ratio ours/CSBDeep (1,4,4)  : {t_c / t_o:5.2f}  (target >= 1.4)")
+    print(f"  max |ours tiled - CSBDeep tiled (full halo)| / range : {rel_dev(y_o, y_c):.2e} (target <= 1e-2)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""DeepContrast model: config, save/load, iterative prediction, tiling tolerance, bad input."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("tensorflow")
+
+from deepcontrast.models import Config, DeepContrast  # noqa: E402
+
+TINY = dict(unet_n_depth=2, unet_n_first=8, train_epochs=1, train_steps_per_epoch=3, train_batch_size=4,
+            train_tensorboard=False)
+
+
+def pairs(n=12, size=32, rng=0):
+    rng = np.random.default_rng(rng)
+    Y = rng.random((n, size, size, 1), dtype=np.float32)
+    X = 0.5 * Y + 0.1
+    return X, Y
+
+
+def image(shape=(60, 76), rng=0):
+    from scipy import ndimage
+
+    rng = np.random.default_rng(rng)
+    img = ndimage.gaussian_filter(rng.random(shape), 1.5) * 400 + 50
+    return img.astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    basedir = tmp_path_factory.mktemp("models")
+    model = DeepContrast(Config("YX", **TINY, degradation_settings={"extra_depth": [10, 40]}), "tiny", basedir=basedir)
+    X, Y = pairs()
+    model.train(X[:9], Y[:9], validation_data=(X[9:], Y[9:]))
+    return model
+
+
+def test_config_defaults_and_extra_keys():
+    c = Config("ZYX")
+    assert c.train_loss == "mae" and c.degradation_settings is None and c.is_valid()
+    assert Config("YX", degradation_settings={"a": 1}).degradation_settings == {"a": 1}
+
+
+def test_config_rejects_non_dict_settings():
+    assert Config("YX", degradation_settings=[1, 2]).is_valid(True) == (False, ("degradation_settings",))
+
+
+def test_config_rejects_unknown_key():
+    with pytest.raises(AttributeError):
+        Config("YX", no_such_key=1)
+
+
+def test_config_from_training_data_reads_settings_side_file(tmp_path):
+    from csbdeep.io import save_training_data
+
+    X, Y = pairs(4, 16)
+    save_training_data(tmp_path / "d.npz", np.moveaxis(X, -1, 1), np.moveaxis(Y, -1, 1), "SCYX")
+    settings = {"degradation": {"attenuation_length": 150.0}, "extra_depth": [10, 40]}
+    (tmp_path / "d.settings.json").write_text(json.dumps(settings))
+    c = Config.from_training_data(tmp_path / "d.npz", unet_n_depth=1)
+    assert c.axes == "YXC" and c.degradation_settings == settings and c.unet_n_depth == 1
+
+
+def test_model_folder_layout_and_side_file(trained):
+    names = {p.name for p in trained.logdir.iterdir()}
+    assert {"config.json", "weights_best.h5", "weights_last.h5", "deepcontrast.json"} <= names
+    side = json.loads((trained.logdir / "deepcontrast.json").read_text())
+    assert side["degradation_settings"] == {"extra_depth": [10, 40]}
+    assert len(side["history"]) == 1 and "loss" in side["history"][0]
+
+
+def test_save_load_gives_identical_predictions(trained):
+    img = image()
+    loaded = DeepContrast(None, "tiny", basedir=trained.basedir)
+    assert loaded.degradation_settings == {"extra_depth": [10, 40]}
+    np.testing.assert_array_equal(loaded.predict(img, "YX"), trained.predict(img, "YX"))
+
+
+def test_predict_n_iter_equals_last_iterate_and_keeps_input(trained):
+    img = image()
+    before = img.copy()
+    its = trained.predict_iterative(img, "YX", 3)
+    assert len(its) == 3 and all(i.dtype == np.float32 and i.shape == img.shape for i in its)
+    np.testing.assert_array_equal(trained.predict(img, "YX", n_iter=3), its[-1])
+    np.testing.assert_array_equal(trained.predict(img, "YX"), its[0])
+    np.testing.assert_array_equal(img, before)
+
+
+def test_iterations_feed_outputs_directly(trained):
+    img = image()
+    its = trained.predict_iterative(img, "YX", 2, normalizer=None)
+    again = trained.predict(trained.predict(img, "YX", normalizer=None), "YX", normalizer=None)
+    np.testing.assert_allclose(its[1], again, rtol=1e-5, atol=1e-5)
+
+
+def test_iterates_share_the_raw_intensity_scale(trained):
+    # the percentile normalization of the raw maps every iterate back: scaling the raw by a
+    # constant scales every iterate by the same constant
+    img = image()
+    a = trained.predict_iterative(img, "YX", 2)
+    b = trained.predict_iterative(3 * img, "YX", 2)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(y, 3 * x, rtol=1e-4, atol=1e-3 * np.abs(x).max())
+
+
+@pytest.mark.parametrize("n_tiles", [(2, 3), (4, 4)])
+def test_tiled_within_one_percent_of_untiled(trained, n_tiles):
+    img = image((128, 120), rng=3)
+    full = trained.predict(img, "YX", n_tiles=(1, 1))
+    tiled = trained.predict(img, "YX", n_tiles=n_tiles)
+    assert np.abs(tiled - full).max() <= 0.01 * (full.max() - full.min())
+
+
+def test_auto_tiling_under_small_memory_budget(trained):
+    img = image((128, 120), rng=4)
+    full = trained.predict(img, "YX", n_tiles=(1, 1))
+    old = trained.config.predict_memory_mb
+    trained.config.predict_memory_mb = 0.2
+    try:
+        auto = trained.predict(img, "YX")
+        assert trained._plan((1, 128, 120, 1), None)[0] != (1, 1)
+    finally:
+        trained.config.predict_memory_mb = old
+    assert np.abs(auto - full).max() <= 0.01 * (full.max() - full.min())
+
+
+def test_2d_model_applies_to_each_plane_of_a_stack(trained):
+    stack = np.stack([image(rng=k) for k in range(3)])
+    out = trained.predict(stack, "ZYX", normalizer=None)
+    assert out.shape == stack.shape
+    for k in range(3):
+        np.testing.assert_allclose(out[k], trained.predict(stack[k], "YX", normalizer=None), rtol=1e-5, atol=1e-4)
+
+
+def test_channel_axis_kept(trained):
+    img = image()[..., None]
+    assert trained.predict(img, "YXC").shape == img.shape
+
+
+# ----- bad input -----------------------------------------------------------------------------
+
+def test_axes_count_mismatch(trained):
+    with pytest.raises(ValueError, match="do not match"):
+        trained.predict(image(), "ZYX")
+
+
+def test_axes_mismatch_model():
+    model = DeepContrast(Config("ZYX", unet_n_depth=1, unet_n_first=4, train_tensorboard=False), basedir=None)
+    with pytest.raises(ValueError, match="3D model"):
+        model.predict(image(), "YX")
+
+
+def test_image_smaller_than_network(trained):
+    with pytest.raises(ValueError, match="at least 4"):
+        trained.predict(np.ones((2, 40), np.float32), "YX")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_inf_input(trained, bad):
+    img = image()
+    img[3, 4] = bad
+    with pytest.raises(ValueError, match="NaN/Inf"):
+        trained.predict(img, "YX")
+
+
+@pytest.mark.parametrize("n_iter", [0, -1, 1.5, True])
+def test_bad_n_iter(trained, n_iter):
+    with pytest.raises(ValueError, match="n_iter"):
+        trained.predict(image(), "YX", n_iter=n_iter)
+
+
+def test_wrong_channel_count(trained):
+    with pytest.raises(ValueError, match="channels"):
+        trained.predict(np.ones((32, 32, 2), np.float32), "YXC")
+
+
+def test_bad_n_tiles(trained):
+    with pytest.raises(ValueError, match="n_tiles"):
+        trained.predict(image(), "YX", n_tiles=(2,))
+
+
+def test_load_missing_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        DeepContrast(None, "nope", basedir=tmp_path)
+
+
+def test_load_folder_without_config(tmp_path):
+    (tmp_path / "m").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        DeepContrast(None, "m", basedir=tmp_path)
+
+
+def test_load_folder_without_weights(tmp_path):
+    DeepContrast(Config("YX", **TINY), "m", basedir=tmp_path)
+    with pytest.raises(FileNotFoundError, match="no weights"):
+        DeepContrast(None, "m", basedir=tmp_path)
+
+
+# ----- training ------------------------------------------------------------------------------
+
+def test_interrupted_training_leaves_loadable_weights(tmp_path):
+    import keras
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                raise KeyboardInterrupt
+
+    model = DeepContrast(Config("YX", **TINY), "m", basedir=tmp_path)
+    model.prepare_for_training()
+    model.callbacks.append(Interrupt())
+    X, Y = pairs()
+    with pytest.raises(KeyboardInterrupt):
+        model.train(X[:9], Y[:9], validation_data=(X[9:], Y[9:]))
+    assert (tmp_path / "m" / "weights_last.h5").exists()
+    loaded = DeepContrast(None, "m", basedir=tmp_path)
+    img = image()
+    np.testing.assert_array_equal(loaded.predict(img, "YX"), model.predict(img, "YX"))
+    side = json.loads((tmp_path / "m" / "deepcontrast.json").read_text())
+    assert side["trainings"][-1]["interrupted"] is True
+
+
+def test_training_continues_from_loaded_model(trained):
+    loaded = DeepContrast(None, "tiny", basedir=trained.basedir)
+    w0 = [w.copy() for w in loaded.keras_model.get_weights()]
+    X, Y = pairs(rng=1)
+    loaded.train(X[:9], Y[:9], validation_data=(X[9:], Y[9:]), epochs=1, steps_per_epoch=2)
+    assert any(not np.array_equal(a, b) for a, b in zip(w0, loaded.keras_model.get_weights()))
+    assert len(loaded.history) == 2  # the first training's epoch + this one
