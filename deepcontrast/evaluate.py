@@ -278,6 +278,10 @@ def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=
         if vs is not None and len(vs) == n_spatial:
             voxel_size = tuple(vs)
             log.info("using the model's training voxel size %s um", voxel_size)
+    if ground_truth is not None:
+        ground_truth, _ = check_image_axes(ground_truth, axes, name="ground truth")
+        if ground_truth.shape != img.shape:
+            raise ValueError(f"ground truth has shape {ground_truth.shape} but the image has {img.shape}; they must match")
     if out_dir is not None:
         _check_targets(out_dir, int(n_iter), ("clahe", "richardson_lucy") if baselines else (), overwrite)
     log.info("predicting %d iteration(s)", n_iter)

@@ -33,6 +33,7 @@ __all__ = [
     "ssim",
     "nrmse",
     "iteration_tradeoff",
+    "image_metrics",
     "suggest_n_iter",
     "CONTRAST_METRICS",
 ]
@@ -578,7 +579,35 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
 
 
 def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine", band=(1.0, 4.0), raw_rms=None):
-    """The metrics of one row of :func:`iteration_tradeoff` for ``img`` against ``raw`` (dict)."""
+    """The metrics of one row of :func:`iteration_tradeoff`: ``img`` measured against ``raw``.
+
+    Parameters
+    ----------
+    img, raw : array_like
+        The image to measure and the raw image it came from (same shape, Y and X last).
+    mask, ground_truth, normalize, band
+        As in :func:`iteration_tradeoff`.
+    raw_rms : float, optional
+        RMS contrast of the raw (within ``mask``), if already known.
+
+    Returns
+    -------
+    dict
+        ``rms_contrast``, ``michelson_contrast``, ``weber_contrast``, ``dcts``,
+        ``contrast_gain``, ``detail_retention`` and, with ``ground_truth``, ``psnr``, ``ssim``,
+        ``nrmse``; undefined values are None (with a logged warning).
+
+    Raises
+    ------
+    ValueError
+        If ``mask`` selects no pixels.
+
+    Examples
+    --------
+    >>> x = 1 + np.random.default_rng(0).random((16, 16))
+    >>> image_metrics(x, x)['detail_retention']
+    1.0
+    """
 
     def safe(name, f, *a, **kw):
         try:

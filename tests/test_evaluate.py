@@ -155,3 +155,11 @@ def test_cli_evaluate_tiny_model(tmp_path, capsys):
     assert (tmp_path / "report" / "iteration_2.tif").exists()
     assert main(argv) == 1  # refuses to overwrite
     assert "--overwrite" in capsys.readouterr().err
+
+
+def test_evaluate_model_checks_truth_before_predicting():
+    raw, clean = sample(nz=3)
+    model = FakeModel(clean)
+    with pytest.raises(ValueError, match="ground truth"):
+        evaluate_model(model, raw, "ZYX", ground_truth=clean[:, :10])
+    assert model.calls == []
