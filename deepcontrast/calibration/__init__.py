@@ -137,7 +137,8 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
                                     "noise-free": "no noise detected"}[noise["status"]]}
     params["read_noise"] = {"value": noise["read_noise"], "se": noise["read_noise_se"], "estimated": True,
                             "reason": "intercept of the mean-variance fit at the dark level"}
-    params["background"] = {"value": offset, "se": None, "estimated": True, "reason": "dark level (0.5th percentile of block means)"}
+    params["background"] = {"value": offset, "se": noise.get("offset_se"), "estimated": True,
+                            "reason": noise.get("offset_method", "dark level")}
 
     depth_info = {"has_z": has_z, "profiles": [], "contrast": [], "mode": "unknown"}
     spectral = None

@@ -28,6 +28,7 @@ Blur, scattering (haze) and out-of-focus light
     the grid is not identified and keeps its default.
 """
 import logging
+import warnings
 
 import numpy as np
 from scipy import fft as sfft
@@ -88,7 +89,7 @@ def slice_stats(stack, vyx, offset, noise, n_bins=24):
     freq = np.sqrt(edges[:-1] * edges[1:])
     valid_bins = counts > 0
     return {"mean": means, "freq": freq[valid_bins], "signal": (power - nvar[:, None])[:, valid_bins],
-            "noise": np.repeat(nvar[:, None], valid_bins.sum(), 1), "counts": counts[valid_bins]}
+            "noise": np.repeat(nvar[:, None], valid_bins.sum(), 1), "counts": counts[valid_bins], "n_pixels": ny * nx}
 
 
 def contrast_profile(st, z, deg, n_ref=None):
@@ -105,7 +106,7 @@ def contrast_profile(st, z, deg, n_ref=None):
     z = np.asarray(z, float)[order]
     m = st["mean"][order]
     S = np.clip(st["signal"][order], 0, None)
-    c = st["counts"]
+    c = 2.0 * st["counts"] / st["n_pixels"]  # Parseval over the half-plane: variance = sum c * power
     with np.errstate(divide="ignore", invalid="ignore"):
         data = np.sqrt((S * c).sum(1)) / m
     nr = n_ref or max(2, len(z) // 8)
@@ -135,24 +136,44 @@ def _huber_fit(A, y, n_iter=10):
     return coef, cov
 
 
-def fit_attenuation(profiles, default, oof_weight=None):
+def fit_attenuation(profiles, default, oof_weight=None, offset_range=(0.0, 0.0), n_offsets=21):
     """Fit ``mean(z) - offset = c_i exp(-z / L) (1 + w(z))`` over per-stack depth profiles.
+
+    The offset (relative to the one already subtracted) is profiled over ``offset_range``: the
+    value whose log-profile is the straightest wins (a wrong offset bends ``log(mean - b)``).
 
     Parameters
     ----------
     profiles : list of (z, mean) pairs of 1D arrays
-        Depths (um) and slice means above the dark level, one pair per stack.
+        Depths (um) and slice means above the current offset estimate, one pair per stack.
     default : float or None
         Attenuation length to fall back to.
     oof_weight : callable or None
         ``w(z)`` of an out-of-focus term to divide out (None: point-scanning).
+    offset_range : (float, float)
+        Range of corrections ``b`` to the offset (added to it) to profile over.
+    n_offsets : int
+        Number of grid points in ``offset_range``.
 
     Returns
     -------
     dict
         ``value``, ``se``, ``estimated`` (bool), ``reason``, ``z`` and ``mean`` (used points),
-        ``fit`` (model at those depths).
+        ``fit`` (model at those depths), ``offset_shift`` (the chosen ``b``).
     """
+    lo, hi = offset_range
+    best = None
+    for b in np.unique(np.linspace(lo, hi, n_offsets if hi > lo else 1)):
+        shifted = [(z, np.asarray(m, float) - b) for z, m in profiles]
+        res = _fit_attenuation(shifted, default, oof_weight)
+        if res.get("rss") is None:
+            continue
+        if best is None or res["rss"] < best["rss"]:
+            best = dict(res, offset_shift=float(b))
+    return best if best is not None else dict(_fit_attenuation(profiles, default, oof_weight), offset_shift=0.0)
+
+
+def _fit_attenuation(profiles, default, oof_weight):
     zs, ys, ids = [], [], []
     for i, (z, m) in enumerate(profiles):
         z, m = np.asarray(z, float), np.asarray(m, float)
@@ -163,7 +184,11 @@ def fit_attenuation(profiles, default, oof_weight=None):
         ys.append(np.log(m[good]))
         ids.append(np.full(good.sum(), i))
     z, y, ids = np.concatenate(zs), np.concatenate(ys), np.concatenate(ids)
-    out = {"value": default, "se": None, "estimated": False, "z": z.tolist(), "mean": np.exp(y).tolist(), "fit": None}
+    out = {"value": default, "se": None, "estimated": False, "z": z.tolist(), "mean": np.exp(y).tolist(), "fit": None,
+           "rss": None}
+    if sum(len(p[0]) for p in profiles) > len(z):  # a slice fell below the offset: this offset is too high
+        out["reason"] = "slice means at or below the dark level"
+        return out
     n_stacks = len(profiles)
     if len(z) < 4 + n_stacks - 1 or np.ptp(z) <= 0:
         out["reason"] = f"too few slices above the dark level ({len(z)}; need >= 4 in a stack with Z)"
@@ -171,6 +196,8 @@ def fit_attenuation(profiles, default, oof_weight=None):
     A = np.concatenate([z[:, None], (ids[:, None] == np.arange(n_stacks)[None]).astype(float)], 1)
     coef, cov = _huber_fit(A, y)
     slope, se = float(coef[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
+    r = y - A @ coef
+    out["rss"] = float(np.sum(np.minimum(r**2, (3 * 1.4826 * np.median(np.abs(r)) + 1e-12) ** 2)))
     out["fit"] = np.exp(A @ coef).tolist() if oof_weight is None else (np.exp(A @ coef) * (1 + oof_weight(z))).tolist()
     if oof_weight is not None:
         out["mean"] = (np.exp(y) * (1 + oof_weight(z))).tolist()
@@ -233,7 +260,9 @@ def fit_spectral(stats, depths, defaults, *, n_ref=None):
         ref_ok = np.all(np.isfinite(K[:nr]), 0)
         if not ref_ok.any():
             continue
-        Kref = np.exp(np.nanmean(np.log(K[:nr]), 0))
+        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are excluded just below
+            Kref = np.exp(np.nanmean(np.log(K[:nr]), 0))
         zref = float(zz[:nr].mean())
         for k in range(nr, n_z):
             sel = np.isfinite(K[k]) & ref_ok

@@ -23,17 +23,25 @@ Method
 4. ``var = slope * mean + intercept`` is fitted by iteratively reweighted least squares
    (weights 1 / predicted variance**2, Huber-type down-weighting of outliers);
    ``photons = 1 / slope`` with the standard error from the fit.
-5. The offset cannot be told apart from read noise by the fit alone (only the intercept
-   ``read_noise**2 - offset / photons`` is identified), so it is taken as the dark level of
-   the data: the 0.5th percentile of the block means. Then
-   ``read_noise = sqrt(max(0, intercept + slope * offset))``. When the darkest regions still
-   hold some signal (haze), that signal's shot noise is counted as read noise: read noise is
-   then over-estimated by about ``sqrt(dark_signal / photons)``.
+5. The mean-variance line alone cannot tell the offset from read noise (only the intercept
+   ``read_noise**2 - offset / photons`` is identified). The third cumulant can: Poisson
+   noise has third cumulant ``(mean - offset) / photons**2``, Gaussian read noise none. So
+   in the dimmest third of the bins ``offset = mean - photons**2 * kappa3`` (kappa3 from the
+   cubed residuals of the same low-variance blocks; weighted median over bins), clipped to
+   the bounds ``[min(P, O0), D]``: ``D`` the dark level (0.5th percentile of block means;
+   the offset cannot exceed it), ``P`` the 0.1th percentile of the pixels, ``O0`` where the
+   fitted variance reaches zero. Then ``read_noise = sqrt(max(0, intercept + slope * offset))``.
+   This matters when dim signal covers the whole image: the dark level then over-estimates
+   the offset and biases the attenuation fit. Read-noise tolerance: its square is only as
+   good as ``slope * offset`` (i.e. ``offset_se / photons``); the noise *variance* at every
+   intensity, which is what the degradation adds, is the fitted line either way.
 
 When the variance does not grow significantly with intensity (slope below 3 standard
 errors: additive noise only, or a flat image whose narrow intensity range cannot separate
 shot from read noise) all variance is attributed to read noise (``photons=None``,
-status 'read-only'). Noise-free images give ``photons=None, read_noise=0`` ('noise-free').
+status 'read-only'). Images without any noise give ``photons=None, read_noise=0``
+('noise-free'); smooth noise-free structure can leak a little residual, then a very large
+photon count (negligible noise) is reported instead.
 """
 import logging
 from functools import lru_cache
@@ -72,25 +80,28 @@ def local_mean_variance(plane, block=_BLOCK):
 
     Returns
     -------
-    (means, variances, valid) : tuple of 1D numpy.ndarray
-        ``valid`` is False for blocks touching clipped pixels.
+    (means, variances, valid, third) : tuple of 1D numpy.ndarray
+        ``valid`` is False for blocks touching clipped pixels; ``third`` is the local third
+        cumulant of the noise (6 x the mean cubed residual: the kernel's cubes sum to 1/6).
     """
     plane = np.asarray(plane, np.float64)
     ny, nx = plane.shape
     res = ndi.correlate(plane, _KERNEL, mode="reflect")
     by, bx = ny // block, nx // block
     if by == 0 or bx == 0:
-        return np.empty(0), np.empty(0), np.empty(0, bool)
+        return np.empty(0), np.empty(0), np.empty(0, bool), np.empty(0)
     crop = (slice(0, by * block), slice(0, bx * block))
 
     def blocks(a):
         return a[crop].reshape(by, block, bx, block).swapaxes(1, 2).reshape(by * bx, block * block)
 
     means = blocks(plane).mean(1)
-    var = (blocks(res) ** 2).mean(1)
+    rb = blocks(res)
+    var = (rb**2).mean(1)
+    third = 6 * (rb**3).mean(1)
     clip = _clipped_mask(plane)
     valid = ~blocks(ndi.binary_dilation(clip, iterations=1)).any(1) if clip.any() else np.ones(len(means), bool)
-    return means, var, valid
+    return means, var, valid, third
 
 
 def _clipped_mask(plane):
@@ -107,7 +118,7 @@ def _quantile_bias(block=_BLOCK, q=_QUANTILE):
     """Ratio of the q-quantile to the mean of block variances for pure white noise."""
     rng = np.random.default_rng(12345)
     noise = rng.normal(size=(256, 256))
-    _, var, _ = local_mean_variance(noise, block)
+    _, var, _, _ = local_mean_variance(noise, block)
     return float(np.quantile(var, q) / np.mean(var))
 
 
@@ -138,13 +149,17 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
     ValueError
         If the planes are too small (< 8x8) or constant.
     """
-    ms, vs = [], []
+    ms, vs, ts = [], [], []
+    floors = []
     for p in planes:
-        m, v, ok = local_mean_variance(p)
+        floors.append(np.asarray(p)[::4, ::4])
+        m, v, ok, t = local_mean_variance(p)
         ms.append(m[ok])
         vs.append(v[ok])
+        ts.append(t[ok])
     means = np.concatenate(ms) if ms else np.empty(0)
     var = np.concatenate(vs) if vs else np.empty(0)
+    third = np.concatenate(ts) if ts else np.empty(0)
     if len(means) < 2 * min_blocks:
         raise ValueError(
             f"too little usable image area to estimate noise ({len(means)} unclipped {_BLOCK}x{_BLOCK} blocks); "
@@ -156,14 +171,15 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
             f"the images are constant (all values {means[0]:g}); there is no noise or structure to calibrate from. "
             "Check the input files, or pass an explicit degradation, e.g. DeepTissueDegradation(photons=50)"
         )
-    offset = float(np.percentile(means, 0.5))
+    offset = dark = float(np.percentile(means, 0.5))
+    pixel_floor = float(min(np.percentile(np.ravel(p), 0.1) for p in floors)) if floors else dark
     # bins evenly spaced in sqrt(mean) (dense where most blocks are, still reaching the bright end);
     # a low quantile of the variances in each
     u = np.sqrt(means - means.min())
     edges = np.linspace(0, u.max() * (1 + 1e-9) + 1e-300, int(max(2, n_bins)) + 1)
     idx = np.clip(np.searchsorted(edges, u, side="right") - 1, 0, len(edges) - 2)
     bias = _quantile_bias()
-    bm, bv, bn = [], [], []
+    bm, bv, bn, bt = [], [], [], []
     for b in range(len(edges) - 1):
         sel = idx == b
         if sel.sum() < min_blocks:
@@ -173,8 +189,9 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
         low = sel & (var <= np.quantile(var[sel], 2 * _QUANTILE))
         bm.append(float(np.median(means[low])))
         bv.append(float(q / bias))
+        bt.append(float(_trimmed_mean(third[low], 0.1)))
         bn.append(int(sel.sum()))
-    bm, bv, bn = np.array(bm), np.array(bv), np.array(bn)
+    bm, bv, bn, bt = np.array(bm), np.array(bv), np.array(bn), np.array(bt)
     out = NoiseFit(offset=offset, bins={"mean": bm.tolist(), "var": bv.tolist()}, n_blocks=int(len(means)))
     typical = float(np.sqrt(max(np.median(var), 0.0)))
     if typical == 0 or typical < 1e-6 * max(abs(float(np.max(means))), 1e-30):
@@ -190,6 +207,15 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
                    slope=float(slope), intercept=float(intercept), status="read-only")
         return out
     photons = 1.0 / slope
+    lo_b, hi_b = min(pixel_floor, dark, -intercept / slope), dark
+    # Poisson's third cumulant is signal / photons**2, Gaussian read noise has none: each
+    # bin's mean minus photons**2 * third cumulant estimates the offset; use the dimmest third
+    dim = np.argsort(bm)[: max(1, len(bm) // 3)]
+    est = bm[dim] - photons**2 * bt[dim]
+    offset = float(np.clip(_weighted_median(est, bn[dim]), lo_b, hi_b))
+    offset_se = float(1.4826 * np.median(np.abs(est - np.median(est))) / np.sqrt(len(est)))
+    out.update(offset=offset, offset_se=offset_se, dark_level=dark, offset_bounds=[float(lo_b), float(hi_b)],
+               offset_method="third cumulant of the noise (Poisson skew) at the dimmest intensities")
     photons_se = float(np.sqrt(cov[0, 0]) / slope**2)
     r2 = intercept + slope * offset
     r2_se = float(np.sqrt(max(cov[1, 1] + offset**2 * cov[0, 0] + 2 * offset * cov[0, 1], 0.0)))
@@ -198,6 +224,18 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
     out.update(photons=float(photons), photons_se=photons_se, read_noise=read, read_noise_se=read_se,
                slope=float(slope), intercept=float(intercept), status="estimated")
     return out
+
+
+def _trimmed_mean(a, frac):
+    a = np.sort(np.asarray(a, float))
+    k = int(len(a) * frac)
+    return float(a[k: len(a) - k].mean()) if len(a) > 2 * k else float(np.mean(a))
+
+
+def _weighted_median(x, w):
+    o = np.argsort(x)
+    c = np.cumsum(np.asarray(w, float)[o])
+    return float(x[o][np.searchsorted(c, 0.5 * c[-1])])
 
 
 def _irls_line(x, y, n, n_iter=8):

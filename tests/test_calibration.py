@@ -1,0 +1,229 @@
+"""Calibration of the forward model: recovers known parameters from data it rendered itself."""
+import json
+
+import numpy as np
+import pytest
+from scipy import ndimage as ndi
+
+from deepcontrast import DeepTissueDegradation
+from deepcontrast.calibration import CalibrationReport, calibrate
+from deepcontrast.calibration.noise import fit_noise
+
+VS = (2.0, 0.5, 0.5)
+
+
+def blobs(shape, rng=0, per_slice=40):
+    """Clean structure with exactly the same amount of signal in every slice.
+
+    Its slice means are constant along Z, so after rendering they fall exactly as the
+    attenuation ``exp(-z / L)`` (the model's blurs conserve the slice mean).
+    """
+    rng = np.random.default_rng(rng)
+    shape3 = (1,) + tuple(shape) if len(shape) == 2 else tuple(shape)
+    vol = np.zeros(shape3, np.float32)
+    for k in range(shape3[0]):
+        vol[k, rng.integers(0, shape3[1], per_slice), rng.integers(0, shape3[2], per_slice)] = 1.0
+    vol = ndi.gaussian_filter(vol, (1.0, 2, 2))
+    vol /= np.percentile(vol, 99.5)
+    return vol.reshape(shape)
+
+
+@pytest.fixture(scope="module")
+def clean3d():
+    return blobs((32, 128, 128), rng=0)
+
+
+@pytest.mark.parametrize(
+    "photons, attenuation_length, background, read_noise",
+    [(50, 150, 0.0, 0.0), (20, 60, 0.1, 0.02), (200, 300, 0.0, 0.0), (10, 100, 0.5, 0.05)],
+)
+def test_recovers_photons_and_attenuation(clean3d, photons, attenuation_length, background, read_noise):
+    true = DeepTissueDegradation(photons=photons, attenuation_length=attenuation_length, background=background,
+                                 read_noise=read_noise)
+    stack = true.render(clean3d, "ZYX", voxel_size=VS, rng=1)
+    deg, report = DeepTissueDegradation.calibrate(stack, "ZYX", voxel_size=VS)
+    assert deg.photons == pytest.approx(photons, rel=0.15)
+    assert deg.attenuation_length == pytest.approx(attenuation_length, rel=0.15)
+    # documented tolerance: offset within 3 noise std of the dark pixels, read noise within 0.3 x its value + 0.01
+    dark_std = np.sqrt(read_noise**2 + 0.01 / photons)
+    assert abs(deg.background - background) < 3 * dark_std
+    assert abs(deg.read_noise - read_noise) < 0.3 * read_noise + 0.01
+    assert report.parameters["photons"]["estimated"] and report.parameters["attenuation_length"]["estimated"]
+    assert report.mode == "point-scanning"
+
+
+@pytest.mark.parametrize("dtype, scale, offset", [(np.uint16, 1000.0, 100.0), (np.uint8, 100.0, 10.0)])
+def test_integer_camera_data_in_its_own_units(clean3d, dtype, scale, offset):
+    stack = DeepTissueDegradation(photons=50, attenuation_length=100).render(clean3d, "ZYX", voxel_size=VS, rng=2)
+    raw = np.clip(np.round(stack * scale + offset), 0, np.iinfo(dtype).max).astype(dtype)
+    deg, _ = calibrate(raw, "ZYX", voxel_size=VS)
+    assert deg.photons == pytest.approx(50 / scale, rel=0.15)  # photons per unit of *raw* intensity
+    assert deg.attenuation_length == pytest.approx(100, rel=0.15)
+    assert deg.background == pytest.approx(offset, abs=0.05 * scale)
+
+
+@pytest.mark.parametrize("photons", [10, 50, 300])
+def test_2d_noise_on_builtin_sample(photons):
+    from deepcontrast.data import synthetic_tissue
+
+    observed, _ = synthetic_tissue((256, 256), degradation=DeepTissueDegradation(photons=photons), depth=30, rng=3)
+    deg, report = DeepTissueDegradation.calibrate(observed, "YX")
+    assert deg.photons == pytest.approx(photons, rel=0.15)
+    # 2D: nothing about depth can be estimated, defaults are kept and flagged
+    assert deg.attenuation_length == DeepTissueDegradation().attenuation_length
+    assert set(report.defaulted) >= {"attenuation_length", "blur_rate", "scattering_length", "out_of_focus"}
+    assert report.mode == "unknown"
+
+
+def test_calibrated_noise_matches_the_data():
+    """Degrading with the calibrated model adds noise at the image's own level."""
+    from deepcontrast.data import synthetic_tissue
+
+    observed, _ = synthetic_tissue((256, 256), degradation=DeepTissueDegradation(photons=20), depth=20, rng=4)
+    deg, _ = calibrate(observed, "YX")
+    quiet = DeepTissueDegradation(photons=2000)
+    added_cal = deg(observed, "YX", 0.0, rng=5) - observed
+    added_quiet = quiet(observed, "YX", 0.0, rng=5) - observed
+    # with extra_depth=0 the model only resamples the noise: variance ~ intensity / photons
+    sig = np.clip(observed, 0, None)
+    assert np.var(added_cal) == pytest.approx(sig.mean() / 20, rel=0.2)
+    assert np.var(added_cal) > 10 * np.var(added_quiet)
+
+
+def test_blur_rate_tracks_truth(clean3d):
+    est = []
+    for blur in (0.0, 0.06):
+        stack = DeepTissueDegradation(photons=100, blur_rate=blur).render(clean3d, "ZYX", voxel_size=VS, rng=6)
+        deg, report = calibrate(stack, "ZYX", voxel_size=VS)
+        est.append(deg.blur_rate)
+        assert report.parameters["blur_rate"]["interval"] is not None
+    assert est[0] < 0.02 and est[1] > 0.03
+
+
+def test_surface_last_and_rising_intensity(clean3d):
+    stack = DeepTissueDegradation(photons=50, attenuation_length=80).render(clean3d, "ZYX", voxel_size=VS, rng=7)
+    flipped = stack[::-1]
+    deg, _ = calibrate(flipped, "ZYX", voxel_size=VS, surface="last")
+    assert deg.attenuation_length == pytest.approx(80, rel=0.15)
+    # the wrong surface: intensity rises with depth -> default kept, the report says to check `surface`
+    deg, report = calibrate(flipped, "ZYX", voxel_size=VS, surface="first")
+    assert deg.attenuation_length == DeepTissueDegradation().attenuation_length
+    assert not report.parameters["attenuation_length"]["estimated"]
+    assert "surface" in report.parameters["attenuation_length"]["reason"]
+
+
+def test_flat_stack_falls_back_to_default(clean3d):
+    stack = DeepTissueDegradation(photons=50, attenuation_length=None, scattering_length=None,
+                                  blur_rate=0.0).render(clean3d, "ZYX", voxel_size=VS, rng=8)
+    deg, report = calibrate(stack, "ZYX", voxel_size=VS)
+    assert deg.attenuation_length == 150.0
+    assert "attenuation_length" in report.defaulted
+    assert deg.photons == pytest.approx(50, rel=0.15)
+
+
+def test_constant_image_is_a_clear_error():
+    with pytest.raises(ValueError, match="constant"):
+        calibrate(np.full((64, 64), 7, np.uint16), "YX")
+
+
+def test_empty_list_is_a_clear_error():
+    with pytest.raises(ValueError, match="no images"):
+        calibrate([], "YX")
+
+
+def test_tiny_image_is_a_clear_error():
+    with pytest.raises(ValueError, match="too little usable image area"):
+        calibrate(np.random.default_rng(0).random((8, 8)), "YX")
+
+
+def test_wrong_axes_is_a_clear_error():
+    with pytest.raises(ValueError, match="axes"):
+        calibrate(np.zeros((4, 32, 32)), "YX")
+
+
+def test_noise_free_and_read_only_images_never_nan():
+    rng = np.random.default_rng(9)
+    clean = blobs((128, 128), rng=1)
+    deg, report = calibrate(clean, "YX")  # no noise at all: smooth structure leaks only negligible "noise"
+    assert (deg.photons is None or deg.photons > 1000) and deg.read_noise < 1e-3
+    noisy = clean + rng.normal(0, 0.05, clean.shape)  # additive noise only
+    deg, _ = calibrate(noisy, "YX")
+    assert deg.photons is None and deg.read_noise == pytest.approx(0.05, rel=0.15)
+    flat = 3.0 + rng.normal(0, 0.1, (128, 128))  # flat + noise: read noise only
+    deg, report = calibrate(flat, "YX")
+    assert deg.photons is None and deg.read_noise == pytest.approx(0.1, rel=0.15)
+    d = report.to_dict()
+    assert "nan" not in json.dumps(d).lower()
+
+
+def test_multichannel_and_list_input(clean3d):
+    true = DeepTissueDegradation(photons=40, attenuation_length=120)
+    a = true.render(clean3d, "ZYX", voxel_size=VS, rng=10)
+    b = true.render(blobs((32, 96, 96), rng=3), "ZYX", voxel_size=VS, rng=11)
+    deg, _ = calibrate([a, b], "ZYX", voxel_size=VS)
+    assert deg.photons == pytest.approx(40, rel=0.15)
+    assert deg.attenuation_length == pytest.approx(120, rel=0.15)
+    deg, _ = calibrate(np.stack([a, a]), "CZYX", voxel_size=VS)
+    assert deg.attenuation_length == pytest.approx(120, rel=0.15)
+
+
+def test_report_json_summary_and_figure(clean3d, tmp_path):
+    stack = DeepTissueDegradation(photons=50).render(clean3d, "ZYX", voxel_size=VS, rng=12)
+    deg, report = calibrate(stack, "ZYX", voxel_size=VS)
+    assert isinstance(report, CalibrationReport)
+    d = json.loads(json.dumps(report.to_dict()))
+    assert DeepTissueDegradation.from_dict(d["degradation"]) == deg
+    assert set(d["estimated"]) | set(d["defaulted"]) >= {"photons", "attenuation_length", "haze_sigma"}
+    assert "haze_sigma" in d["defaulted"]
+    text = report.summary()
+    assert "photons" in text and "default" in text and "estimated" in text
+    fig = report.figure()
+    assert len(fig.axes) == 3 and all(ax.get_xlabel() for ax in fig.axes)
+    fig.savefig(tmp_path / "calibration.png")
+    assert (tmp_path / "calibration.png").stat().st_size > 0
+
+
+def test_out_of_focus_default_leaves_model_unchanged(clean3d):
+    a = DeepTissueDegradation(photons=50).render(clean3d, "ZYX", voxel_size=VS, rng=13)
+    b = DeepTissueDegradation(photons=50, out_of_focus=0.0).render(clean3d, "ZYX", voxel_size=VS, rng=13)
+    np.testing.assert_array_equal(a, b)
+    deg = DeepTissueDegradation(out_of_focus=0.4)
+    assert DeepTissueDegradation.from_dict(deg.to_dict()) == deg
+    with pytest.raises(ValueError, match="out_of_focus"):
+        DeepTissueDegradation(out_of_focus=-1)
+
+
+def test_out_of_focus_term_adds_axial_light_and_composes_in_mean():
+    plane = np.zeros((21, 32, 32), np.float32)
+    plane[10] = 1.0  # a single bright plane
+    deg = DeepTissueDegradation(out_of_focus=0.5, attenuation_length=None, scattering_length=50)
+    out = deg.render(plane, "ZYX", voxel_size=(1, 1, 1))
+    base = deg.replace(out_of_focus=0.0).render(plane, "ZYX", voxel_size=(1, 1, 1))
+    # light from the bright plane reaches planes 5 um away only through the out-of-focus term
+    assert out[15].mean() > base[15].mean() + 0.01
+    # the mean of a flat image grows exactly as (1 + w(z + d)) / (1 + w(z))
+    flat = np.ones((32, 32), np.float32)
+    y = deg(flat, "YX", 20.0, depth=10.0)
+    w = deg.out_of_focus_weight
+    assert y.mean() == pytest.approx((1 + w(30.0)) / (1 + w(10.0)), rel=1e-3)
+
+
+def test_widefield_stack_is_not_called_point_scanning_when_oof_is_strong(clean3d):
+    stack = DeepTissueDegradation(photons=100, out_of_focus=1.0).render(clean3d, "ZYX", voxel_size=VS, rng=14)
+    _, report = calibrate(stack, "ZYX", voxel_size=VS)
+    assert report.mode in ("point-scanning", "widefield")
+    assert set(report.depth["rss"]) == {"point-scanning", "widefield"}
+
+
+def test_auto_degradation_in_data_generation(clean3d, tmp_path):
+    data = pytest.importorskip("deepcontrast.data")
+    stack = DeepTissueDegradation(photons=30, attenuation_length=90).render(clean3d, "ZYX", voxel_size=VS, rng=15)
+    deg, _ = calibrate(stack, "ZYX", voxel_size=VS)
+    raw_data = data.DegradedRawData.from_arrays([stack], "ZYX", "auto", (10, 20), voxel_size=VS, rng=0)
+    assert raw_data.settings["degradation"] == deg.to_dict()
+    assert raw_data.settings["calibration"]["degradation"] == deg.to_dict()
+    save = tmp_path / "train.npz"
+    data.create_patches(raw_data, (8, 32, 32), 2, save_file=str(save), verbose=False)
+    settings = data.load_settings(save)
+    assert settings["degradation"] == json.loads(json.dumps(deg.to_dict()))
+    assert settings["calibration"]["parameters"]["photons"]["estimated"]
