@@ -58,7 +58,7 @@ def _jsonable(x):
 
 
 def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None, voxel_size=None, surface="first",
-                      depth=0.0, normalize="affine", min_retention=0.5, min_gain_step=0.02, metric="rms"):
+                      depth=0.0, normalize="affine", min_retention=0.97, min_gain_step=0.02, metric="rms"):
     """Measure the iterates of a prediction (and baselines) against the raw image.
 
     For the whole image and, for stacks of >= 3 slices, for the deepest third of Z (where the
@@ -98,7 +98,8 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     dict
         JSON-serializable report: ``iterations`` (row 0 = raw; each with ``all`` and, in 3D,
         ``deepest_third`` metric dicts), ``baselines`` (same structure by name),
-        ``contrast_profile`` (per-slice contrast with ``depth_um``), ``suggested_n_iter`` and
+        ``contrast_profile`` (per-slice contrast with ``depth_um``; negative intensities clipped to 0 as in
+        :func:`~deepcontrast.metrics.iteration_tradeoff`), ``suggested_n_iter`` and
         ``suggestion_rule``, ``best_iteration_by_psnr`` (with ground truth), and the settings.
         Non-finite values (PSNR of identical images) and undefined metrics (e.g. RMS contrast of
         an image with a negative mean; a warning is logged) are stored as None.
@@ -161,11 +162,11 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
 
     depths = DeepTissueDegradation().slice_depths(nz, depth=depth, voxel_size_z=vz, surface=surface) if "Z" in axes \
         else np.array([float(depth)])
-    profile = {"metric": metric, "depth_um": depths, "raw": M.contrast_profile(raw, axes, metric, undefined="nan")}
+    profile = {"metric": metric, "depth_um": depths, "raw": M.contrast_profile(np.maximum(raw, 0), axes, metric, undefined="nan")}
     for k, y in enumerate(iterates, 1):
-        profile[f"iteration_{k}"] = M.contrast_profile(y, axes, metric, undefined="nan")
+        profile[f"iteration_{k}"] = M.contrast_profile(np.maximum(y, 0), axes, metric, undefined="nan")
     for name, x in baselines.items():
-        profile[name] = M.contrast_profile(x, axes, metric, undefined="nan")
+        profile[name] = M.contrast_profile(np.maximum(x, 0), axes, metric, undefined="nan")
 
     report = {
         "deepcontrast_version": __version__,

@@ -202,13 +202,19 @@ def test_iteration_tradeoff_and_suggestion():
     assert rows[3]["detail_retention"] < 0.5
     assert rows[2]["psnr"] > rows[0]["psnr"]
     assert all(v is None or np.isfinite(v) for r in rows for v in r.values())
-    assert M.suggest_n_iter(rows) == 2
+    assert M.suggest_n_iter(rows, min_retention=0.5) == 2
+    assert M.suggest_n_iter(rows, min_retention=1.0) == 1  # fallback: one iteration
 
 
-def test_tradeoff_undefined_metric_is_none_not_nan():
+def test_tradeoff_clips_undershoot_and_undefined_is_none_not_nan():
     raw = textured((16, 16))
-    rows = M.iteration_tradeoff(raw, [raw - 10])  # negative mean: RMS contrast undefined
-    assert rows[1]["rms_contrast"] is None and rows[1]["contrast_gain"] is None
+    rows = M.iteration_tradeoff(raw, [raw - 10, two_level(0, 3)])
+    # all negative -> clipped to 0 for the contrast ratios (a constant image: contrast 0); detail
+    # retention sees the values as given, an offset copy of the raw: all detail kept
+    assert rows[1]["rms_contrast"] == 0.0 and rows[1]["contrast_gain"] == 0.0
+    assert rows[1]["detail_retention"] == pytest.approx(1.0)
+    # zero background: Weber contrast undefined -> None (logged), RMS contrast of 0/3 halves is 1
+    assert rows[2]["weber_contrast"] is None and rows[2]["rms_contrast"] == pytest.approx(1.0)
     assert M.suggest_n_iter(rows) == 1
 
 
