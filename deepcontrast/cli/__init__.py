@@ -13,7 +13,7 @@ import sys
 from ..version import __version__
 
 #: subcommand modules, in the order shown by ``--help``
-SUBCOMMANDS = ["demo", "degrade", "datagen", "evaluate", "export"]
+SUBCOMMANDS = ["demo", "degrade", "datagen", "train", "predict", "evaluate", "export"]
 
 
 def build_parser():

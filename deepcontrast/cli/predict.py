@@ -1,0 +1,92 @@
+"""``deepcontrast predict``: apply a trained model (iteratively) to TIFF files."""
+import sys
+from pathlib import Path
+
+from ._common import check_output, read_tiff, write_tiff
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "predict",
+        help="restore contrast of images with a trained model",
+        description="Apply the model in MODEL_DIR to each input and write OUT_DIR/<name>_iter<N>.tif (float32). "
+        "A file that fails is reported and skipped; the exit status is 1 if any failed.",
+    )
+    p.add_argument("model", metavar="MODEL_DIR", help="model folder, e.g. models/my_model")
+    p.add_argument("inputs", metavar="IN.tif", nargs="+")
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR")
+    p.add_argument("--axes", help="axes of the inputs, e.g. YX or ZYX (default: the model's axes)")
+    p.add_argument("--n-iter", type=int, default=1, help="number of times the network is applied (default 1)")
+    p.add_argument("--save-all-iterations", action="store_true", help="also write iterations 1..N-1")
+    p.add_argument("--n-tiles", default="auto",
+                   help="'auto' (fit the memory budget) or tiles per axis of the input, e.g. 1,4,4")
+    p.add_argument("--memory-mb", type=float, default=None,
+                   help="memory budget (MiB) per network call for --n-tiles auto (default: model config, 2048)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(func=run)
+
+
+def parse_n_tiles(text, n_axes):
+    """``'auto'`` -> None, ``'1,4,4'`` -> (1, 4, 4) (one entry per axis)."""
+    if text is None or str(text).strip().lower() == "auto":
+        return None
+    try:
+        tiles = tuple(int(t) for t in str(text).split(","))
+    except ValueError:
+        raise ValueError(f"--n-tiles must be 'auto' or integers like 1,4,4, got {text!r}") from None
+    if len(tiles) != n_axes or any(t < 1 for t in tiles):
+        raise ValueError(f"--n-tiles needs {n_axes} integers >= 1 (one per input axis), got {text!r}")
+    return tiles
+
+
+def output_paths(inp, out_dir, n_iter, all_iterations):
+    stem = Path(inp).name
+    for ext in (".tiff", ".tif"):
+        if stem.lower().endswith(ext):
+            stem = stem[: -len(ext)]
+    ks = range(1, n_iter + 1) if all_iterations else [n_iter]
+    return {k: Path(out_dir) / f"{stem}_iter{k}.tif" for k in ks}
+
+
+def run(args):
+    if args.n_iter < 1:
+        raise ValueError(f"--n-iter must be >= 1, got {args.n_iter}")
+    model_dir = Path(args.model)
+    if not model_dir.is_dir():
+        raise FileNotFoundError(f"model folder {model_dir} does not exist")
+    names = [Path(i).name for i in args.inputs]
+    if len(set(names)) != len(names):
+        raise ValueError("inputs have the same file name, so their outputs would collide; predict them separately")
+
+    from ..models import DeepContrast
+
+    model = DeepContrast(None, model_dir.name, basedir=str(model_dir.parent))
+    if args.memory_mb is not None:
+        if not args.memory_mb > 0:
+            raise ValueError(f"--memory-mb must be > 0, got {args.memory_mb}")
+        model.config.predict_memory_mb = args.memory_mb
+    failed = []
+    for inp in args.inputs:
+        try:
+            outs = output_paths(inp, args.output_dir, args.n_iter, args.save_all_iterations)
+            for o in outs.values():
+                check_output(o, args.overwrite, inputs=args.inputs)
+            img = read_tiff(inp)
+            axes = args.axes.upper() if args.axes else model.config.axes.replace("C", "")
+            if not args.axes and len(axes) != img.ndim:
+                raise ValueError(f"image has {img.ndim} dimensions {img.shape}; pass --axes (e.g. ZYX)")
+            n_tiles = parse_n_tiles(args.n_tiles, img.ndim)
+            if args.save_all_iterations:
+                iterates = model.predict_iterative(img, axes, args.n_iter, n_tiles=n_tiles)
+            else:
+                iterates = [model.predict(img, axes, n_tiles=n_tiles, n_iter=args.n_iter)]
+            for o, y in zip(outs.values(), iterates):
+                write_tiff(o, y, axes=axes)
+            print(f"{inp} -> {', '.join(str(o) for o in outs.values())}")
+        except (ValueError, OSError) as e:  # FileNotFoundError/FileExistsError are OSErrors
+            print(f"deepcontrast predict: failed: {inp}: {e}", file=sys.stderr)
+            failed.append(inp)
+    if failed:
+        print(f"deepcontrast predict: {len(failed)} of {len(args.inputs)} inputs failed", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,96 @@
+"""CLI round trip: deepcontrast train -> deepcontrast predict on a tiny model."""
+import json
+
+import numpy as np
+import pytest
+import tifffile
+
+pytest.importorskip("tensorflow")
+
+from deepcontrast.cli import main  # noqa: E402
+
+TINY = {"unet_n_depth": 1, "unet_n_first": 4, "train_batch_size": 4, "train_tensorboard": False}
+SETTINGS = {"degradation": {"attenuation_length": 150.0}, "extra_depth": [10, 40]}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from csbdeep.io import save_training_data
+
+    tmp = tmp_path_factory.mktemp("cli")
+    rng = np.random.default_rng(0)
+    Y = rng.random((20, 1, 16, 16), dtype=np.float32)
+    save_training_data(tmp / "data.npz", 0.5 * Y, Y, "SCYX")
+    (tmp / "data.settings.json").write_text(json.dumps(SETTINGS))
+    (tmp / "config.json").write_text(json.dumps(TINY))
+    status = main(["train", str(tmp / "data.npz"), "--name", "m", "--basedir", str(tmp / "models"),
+                   "--epochs", "1", "--steps", "2", "--config-json", str(tmp / "config.json")])
+    assert status == 0
+    return tmp
+
+
+def test_train_writes_model_folder_with_settings(trained):
+    folder = trained / "models" / "m"
+    assert (folder / "weights_last.h5").exists() and (folder / "weights_best.h5").exists()
+    side = json.loads((folder / "deepcontrast.json").read_text())
+    assert side["degradation_settings"] == SETTINGS
+    assert json.loads((folder / "config.json").read_text())["unet_n_first"] == 4
+
+
+def test_train_refuses_existing_model(trained, capsys):
+    status = main(["train", str(trained / "data.npz"), "--name", "m", "--basedir", str(trained / "models")])
+    assert status == 1 and "--continue" in capsys.readouterr().err
+
+
+def test_train_rejects_unknown_config_key(trained, tmp_path, capsys):
+    (tmp_path / "c.json").write_text(json.dumps({"no_such_key": 1}))
+    status = main(["train", str(trained / "data.npz"), "--name", "x", "--basedir", str(tmp_path),
+                   "--config-json", str(tmp_path / "c.json")])
+    assert status == 1 and "no_such_key" in capsys.readouterr().err
+
+
+def test_predict_batch_skips_bad_file_and_reports(trained, tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    good = [tmp_path / "a.tif", tmp_path / "b.tif"]
+    for g in good:
+        tifffile.imwrite(g, (rng.random((20, 24)) * 100).astype(np.float32))
+    bad = tmp_path / "bad.tif"
+    bad.write_text("not a tiff")
+    out = tmp_path / "out"
+    args = ["predict", str(trained / "models" / "m"), str(good[0]), str(bad), str(good[1]),
+            "-o", str(out), "--axes", "YX", "--n-iter", "2", "--save-all-iterations", "--n-tiles", "2,2"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "bad.tif" in err and "1 of 3" in err
+    for stem in "ab":
+        it1, it2 = (tifffile.imread(out / f"{stem}_iter{k}.tif") for k in (1, 2))
+        assert it1.shape == (20, 24) and it1.dtype == np.float32 and not np.array_equal(it1, it2)
+    assert not any(out.glob("bad*"))
+    # existing outputs are refused without --overwrite, replaced with it
+    assert main(args[:3] + args[4:]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(args[:3] + args[4:] + ["--overwrite"]) == 0
+
+
+def test_predict_matches_python_api(trained, tmp_path):
+    from deepcontrast.models import DeepContrast
+
+    img = (np.random.default_rng(2).random((16, 20)) * 50).astype(np.float32)
+    tifffile.imwrite(tmp_path / "c.tif", img)
+    assert main(["predict", str(trained / "models" / "m"), str(tmp_path / "c.tif"), "-o", str(tmp_path),
+                 "--n-iter", "3"]) == 0
+    model = DeepContrast(None, "m", basedir=trained / "models")
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "c_iter3.tif"), model.predict(img, "YX", n_iter=3))
+
+
+def test_predict_bad_n_tiles_fails(trained, tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "d.tif", np.ones((16, 16), np.float32))
+    assert main(["predict", str(trained / "models" / "m"), str(tmp_path / "d.tif"), "-o", str(tmp_path),
+                 "--n-tiles", "2,2,2"]) == 1
+    assert "--n-tiles" in capsys.readouterr().err
+
+
+def test_predict_missing_model(tmp_path, capsys):
+    tifffile.imwrite(tmp_path / "d.tif", np.ones((16, 16), np.float32))
+    assert main(["predict", str(tmp_path / "nope"), str(tmp_path / "d.tif"), "-o", str(tmp_path)]) == 1
+    assert "does not exist" in capsys.readouterr().err
