@@ -136,7 +136,7 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
                                     "read-only": "variance does not grow with intensity: no shot noise detected",
                                     "noise-free": "no noise detected"}[noise["status"]]}
     params["read_noise"] = {"value": noise["read_noise"], "se": noise["read_noise_se"], "estimated": True,
-                            "reason": "intercept of the mean-variance fit at the dark level"}
+                            "reason": "mean-variance fit: variance at the offset"}
     params["background"] = {"value": offset, "se": noise.get("offset_se"), "estimated": True,
                             "reason": noise.get("offset_method", "dark level")}
 

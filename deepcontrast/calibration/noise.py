@@ -28,7 +28,7 @@ Method
    noise has third cumulant ``(mean - offset) / photons**2``, Gaussian read noise none. So
    in the dimmest third of the bins ``offset = mean - photons**2 * kappa3`` (kappa3 from the
    cubed residuals of the same low-variance blocks; weighted median over bins), clipped to
-   the bounds ``[min(P, O0), D]``: ``D`` the dark level (0.5th percentile of block means;
+   the bounds ``[max(P, O0), D]``: ``D`` the dark level (0.5th percentile of block means;
    the offset cannot exceed it), ``P`` the 0.1th percentile of the pixels, ``O0`` where the
    fitted variance reaches zero. Then ``read_noise = sqrt(max(0, intercept + slope * offset))``.
    This matters when dim signal covers the whole image: the dark level then over-estimates
@@ -207,7 +207,7 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
                    slope=float(slope), intercept=float(intercept), status="read-only")
         return out
     photons = 1.0 / slope
-    lo_b, hi_b = min(pixel_floor, dark, -intercept / slope), dark
+    lo_b, hi_b = min(max(pixel_floor, -intercept / slope), dark), dark  # both are lower bounds: take the tighter
     # Poisson's third cumulant is signal / photons**2, Gaussian read noise has none: each
     # bin's mean minus photons**2 * third cumulant estimates the offset; use the dimmest third
     dim = np.argsort(bm)[: max(1, len(bm) // 3)]

@@ -132,12 +132,12 @@ class CalibrationReport:
             x = np.linspace(min(m.min(), self.noise.get("offset", m.min())), m.max(), 100)
             ax[0].plot(x, self.noise.get("slope", 0.0) * x + self.noise.get("intercept", 0.0), "-",
                        label=f"fit: photons={_fmt(self.noise.get('photons'))}, read={_fmt(self.noise.get('read_noise'))}")
-            ax[0].axvline(self.noise.get("offset", 0.0), color="0.6", ls=":", label="dark level")
+            ax[0].axvline(self.noise.get("offset", 0.0), color="0.6", ls=":", label="offset (background)")
         ax[0].set(xlabel="local mean", ylabel="local noise variance", title="noise (mean-variance)")
         ax[0].legend(fontsize=8)
         att = self.depth.get("attenuation")
         if att and att.get("z"):
-            ax[1].semilogy(att["z"], att["mean"], ".", label="slice mean - dark level")
+            ax[1].semilogy(att["z"], att["mean"], ".", label="slice mean - offset")
             if att.get("fit"):
                 p = self.parameters["attenuation_length"]
                 ax[1].semilogy(att["z"], att["fit"], "-", label=f"fit: L={_fmt(p['value'])} um"
