@@ -65,8 +65,11 @@ def _default_sample(net_axes, sizes, n_channel, rng=0):
     from scipy.ndimage import gaussian_filter
 
     rng = np.random.default_rng(rng)
-    shape = [max(sizes[a][0], 64 if len(net_axes) == 3 else 0) for a in net_axes[:-1]]
-    shape = [sizes[a][0] + sizes[a][1] * int(np.ceil(max(0, s - sizes[a][0]) / sizes[a][1])) for a, s in zip(net_axes, shape)]
+    target = 64 if len(net_axes) == 3 else 0  # 2D: at least 64 x 64; 3D: the minimum valid size
+    shape = []
+    for a in net_axes[:-1]:
+        mn, step, _ = sizes[a]
+        shape.append(mn + step * int(np.ceil(max(0, target - mn) / step)))
     chans = [gaussian_filter(rng.random(shape), 2.0) for _ in range(n_channel)]
     img = np.stack(chans, axis=-1)
     img = (img - img.min()) / (np.ptp(img) + 1e-12)
