@@ -77,7 +77,8 @@ class DeepTissueDegradation:
         intensity units (default 0). It is excluded from attenuation, blur and noise scaling.
     photons : float or None
         Expected photon count per unit of image intensity, setting Poisson shot noise:
-        the noise variance is ``signal / photons`` in intensity units. For images normalized to
+        the noise variance is ``signal / photons`` in intensity units (counts above 20 are
+        drawn from the Gaussian limit of the Poisson law, same mean and variance). For images normalized to
         about [0, 1], 20-100 is typical. ``None`` (default) disables shot noise.
         :meth:`calibrate` estimates it from your raw images.
     read_noise : float
@@ -306,7 +307,7 @@ class DeepTissueDegradation:
         spatial = [a for a in axes if a in "ZYX"]
         other = [i for i, a in enumerate(axes) if a not in "ZYX"]
         order = other + [axes.index(a) for a in spatial]
-        x = np.transpose(img, order).astype(np.float32, copy=True)
+        x = np.transpose(img, order).astype(np.float32, copy=False)  # no copy for float32 input
         lead = x.shape[: len(other)]
         x = x.reshape((-1,) + x.shape[len(other):])
         if "Z" not in spatial:  # 2D planes: give them a singleton Z at `depth`
@@ -318,29 +319,58 @@ class DeepTissueDegradation:
         n_z = x.shape[1]
         z = self.slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
         ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)
-        if offset:
-            x -= np.float32(offset)
+        out = None
         for i in range(len(x)):
-            x[i] = _blur_mix(x[i], ra, rb, s_ball, s_haze, vsz, vyx, axial="Z" in spatial, s_oof=s_oof, w_oof=w_oof)
+            src = x[i] - np.float32(offset) if offset else x[i]  # never modify the caller's array
+            res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial="Z" in spatial, s_oof=s_oof, w_oof=w_oof)
+            if out is None:
+                out = np.empty(x.shape, np.float32) if len(x) > 1 else res[None]
+            if len(x) > 1:
+                out[i] = res
         if offset:
-            x += np.float32(offset)
+            out += np.float32(offset)
         if "Z" not in spatial:
-            x = x[:, 0]
-        x = x.reshape(lead + x.shape[1:])
-        return np.ascontiguousarray(np.transpose(x, np.argsort(order)))
+            out = out[:, 0]
+        out = out.reshape(lead + out.shape[1:])
+        return np.ascontiguousarray(np.transpose(out, np.argsort(order)))
 
     def _add_noise(self, out, rng):
         if self.photons is None and not self.read_noise:
             return out
         rng = np.random.default_rng(rng)
         if self.photons is not None:
-            signal = np.clip(out - np.float32(self.background), 0, None) * np.float32(self.photons)
-            noisy = rng.poisson(signal).astype(np.float32)
+            counts = np.clip(out - np.float32(self.background), 0, None)
+            counts *= np.float32(self.photons)
+            noisy = _shot_noise(counts, rng)
             noisy /= np.float32(self.photons)
             out = noisy + np.float32(self.background)
         if self.read_noise:
             out += rng.normal(0.0, self.read_noise, size=out.shape).astype(np.float32)
         return out.astype(np.float32, copy=False)
+
+
+#: expected photon count above which shot noise is drawn from the Gaussian limit of the Poisson
+#: law (same mean and variance; skewness 1/sqrt(count) < 0.23): several times faster than
+#: numpy's Poisson sampler, which dominated data generation
+POISSON_GAUSS_SWITCH = 20.0
+
+
+def _shot_noise(counts, rng):
+    """Poisson-distributed counts (float32), exact below ``POISSON_GAUSS_SWITCH``."""
+    low = counts < POISSON_GAUSS_SWITCH
+    noisy = np.empty_like(counts)
+    n_low = int(np.count_nonzero(low))
+    if n_low == counts.size:
+        return rng.poisson(counts).astype(np.float32)
+    if n_low:
+        noisy[low] = rng.poisson(counts[low])
+    high = ~low if n_low else slice(None)
+    lam = counts[high]
+    lam_noisy = np.sqrt(lam)
+    lam_noisy *= rng.standard_normal(lam.shape, dtype=np.float32)
+    lam_noisy += lam
+    noisy[high] = np.maximum(lam_noisy, 0)
+    return noisy
 
 
 def _length(v):
