@@ -228,3 +228,36 @@ def test_training_continues_from_loaded_model(trained):
     loaded.train(X[:9], Y[:9], validation_data=(X[9:], Y[9:]), epochs=1, steps_per_epoch=2)
     assert any(not np.array_equal(a, b) for a, b in zip(w0, loaded.keras_model.get_weights()))
     assert len(loaded.history) == 2  # the first training's epoch + this one
+
+
+# ----- the method works --------------------------------------------------------------------
+
+def foreground_contrast(img, mask):
+    fg, bg = img[mask].mean(), img[~mask].mean()
+    return (fg - bg) / (fg + bg)
+
+
+def test_short_training_on_synthetic_tissue_raises_deep_contrast(tmp_path):
+    import keras
+
+    from deepcontrast.data import DegradedRawData, create_patches, synthetic_tissue
+    from deepcontrast.degradation import DeepTissueDegradation
+
+    planes = [synthetic_tissue((128, 128), depth=60, rng=k)[0] for k in range(3)]
+    raw_data = DegradedRawData.from_arrays(planes, "YX", DeepTissueDegradation(photons=50), (10, 40),
+                                           n_degradations=4, voxel_size=(0.5, 0.5), depth=60, rng=0)
+    X, Y, axes = create_patches(raw_data, (32, 32), 32, rng=0)
+    X, Y = np.moveaxis(X, 1, -1), np.moveaxis(Y, 1, -1)
+    keras.utils.set_random_seed(0)
+    config = Config("YX", unet_n_depth=2, unet_n_first=16, train_epochs=4, train_steps_per_epoch=25,
+                    train_batch_size=16, train_tensorboard=False)
+    model = DeepContrast(config, "syn", basedir=tmp_path)
+    n = len(X) * 9 // 10
+    model.train(X[:n], Y[:n], validation_data=(X[n:], Y[n:]))
+
+    observed, clean = synthetic_tissue((6, 128, 128), depth=70, rng=7)
+    restored = model.predict(observed, "ZYX")  # the 2D model, plane by plane
+    mask = clean > np.percentile(clean, 80)
+    raw_c = [foreground_contrast(observed[k], mask[k]) for k in range(3, 6)]
+    new_c = [foreground_contrast(restored[k], mask[k]) for k in range(3, 6)]
+    assert all(n > r for n, r in zip(new_c, raw_c)), (raw_c, new_c)
