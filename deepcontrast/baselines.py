@@ -122,17 +122,18 @@ def _rl_padded(x, psf, n_iter):
 
 
 def richardson_lucy(img, axes, psf=None, n_iter=10, *, degradation=None, depth=0.0, voxel_size=None,
-                    surface="first", include_haze=True):
+                    surface="first", include_haze=False):
     r"""Richardson-Lucy deconvolution with the forward model's PSF at the image's depth.
 
     Iterates ``u <- u * (P^T * (y / (P * u)))`` (scikit-image ``restoration.richardson_lucy``,
     no clipping, on a reflect-padded copy so borders do not darken). RL needs non-negative data, so the image minimum is subtracted first and
     added back after, and intensities are scaled to max 1 and back (RL is scale-equivariant).
 
-    Default PSF (``psf=None``): the lateral point-spread function of
-    :class:`~deepcontrast.degradation.DeepTissueDegradation` at the depth of each YX plane,
-    ``b(z) G(s_b(z)) + (1 - b(z)) G(s_h(z))`` (ballistic Gaussian plus the scattered-light halo;
-    ``include_haze=False`` keeps only ``G(s_b(z))``), sigmas converted from um to pixels with
+    Default PSF (``psf=None``): the forward model's Gaussian PSF ``G(s_b(z))`` of
+    :class:`~deepcontrast.degradation.DeepTissueDegradation` at the depth of each YX plane, the
+    PSF a microscopist would deconvolve with (``include_haze=True`` adds the scattered-light
+    halo, ``b(z) G(s_b(z)) + (1 - b(z)) G(s_h(z))``: on data rendered by this very model that
+    is deconvolution with the exact PSF, an oracle no real sample offers), sigmas converted from um to pixels with
     ``voxel_size``. A 2D image sits at ``depth``; in a stack each Z slice is deconvolved with
     the PSF of its own depth ``depth + k * voxel_size_z`` (``k`` counted from the ``surface``
     end), which is exact for the model's depth-dependent lateral blur. The model's (weaker)
@@ -158,7 +159,8 @@ def richardson_lucy(img, axes, psf=None, n_iter=10, *, degradation=None, depth=0
     surface : {'first', 'last'}
         Which end of Z is the tissue surface.
     include_haze : bool
-        Include the scattered-light halo in the default PSF.
+        Include the scattered-light halo in the default PSF (default False: the Gaussian
+        ballistic PSF only).
 
     Returns
     -------
