@@ -28,8 +28,12 @@ VS = (2.0, 0.5, 0.5)
 
 
 def train_and_predict(name, observed, degradation, args, basedir):
+    import keras
+
     from deepcontrast.demo.slices import squeeze_axis
     from deepcontrast.models import Config, DeepContrast
+
+    keras.utils.disable_interactive_logging()
 
     rng = np.random.default_rng(args.seed)
     raw = DegradedRawData.from_arrays([observed], "ZYX", degradation, (10, 40), n_degradations=args.n_degradations,

@@ -111,6 +111,8 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
     stacks, norm_axes = [], None
     for i, img in enumerate(imgs):
         img, norm_axes = check_image_axes(img, axes, name=f"image {i}")
+        if img.size == 0:
+            raise ValueError(f"image {i} is empty (shape {img.shape}); give images with pixels to calibrate from")
         stacks.extend(_stacks(img, norm_axes))
     vs = spatial_voxel_size(norm_axes, voxel_size)
     has_z = "Z" in norm_axes

@@ -26,6 +26,20 @@ Blur, scattering (haze) and out-of-focus light
     Uncertainties are the grid ranges whose profile residual stays within ``1 + 4 / n_slices``
     of the minimum (about two standard errors); a parameter whose range touches both ends of
     the grid is not identified and keeps its default.
+
+Limitations (measured on stacks rendered by the forward model itself)
+    The mode test is weak: out-of-focus light and the scattered halo both lower contrast
+    mostly at low spatial frequencies, and the fields of view of typical stacks (< ~100 um)
+    barely reach the scales (> ~50 um) where only out-of-focus light acts. On 32x128x128
+    stacks the widefield model's residual fell from 0.86 of the point-scanning one
+    (``out_of_focus = 0``) to 0.77 (``out_of_focus = 1``), short of the 0.7 threshold, so such
+    stacks are still called point-scanning. Then the growing out-of-focus light is read as
+    slower attenuation (``attenuation_length`` over-estimated, e.g. 147 -> 315 um for
+    ``out_of_focus`` 0 -> 1). If you know your microscope is widefield, set ``out_of_focus``
+    yourself (``deg.replace(out_of_focus=...)``). ``blur_rate`` and ``scattering_length``
+    come from a lateral-only transfer (the model's axial blur is ignored), so they are
+    approximate: on such stacks ``blur_rate`` 0 and 0.06 were recovered as 0.0-0.01 and
+    0.04-0.05, ``scattering_length`` 100 um as 50-150 um.
 """
 import logging
 import warnings
