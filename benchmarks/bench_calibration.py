@@ -81,6 +81,11 @@ def main():
     for k in ("photons", "attenuation_length", "background"):
         tv, fv = getattr(true, k), getattr(deg, k)
         print(f"  {k:<20} true {tv:<8g} fitted {fv:<10.4g} ratio {fv / tv if tv else float('nan'):.3f}")
+    z = np.arange(args.shape[0]) * VS[0]
+    trend = np.polyfit(z, np.log(clean.reshape(len(z), -1).mean(1)), 1)[0]
+    print(f"  (the clean structure's own slice mean changes by {100 * trend:+.2f} %/um with depth; a stationary "
+          f"structure would let the fit see 1/L = {1 / true.attenuation_length:.4f}/um, this one "
+          f"{1 / true.attenuation_length - trend:.4f}/um, i.e. L = {1 / (1 / true.attenuation_length - trend):.1f} um)")
     if args.figure:
         report.figure().savefig(args.figure, dpi=100)
     if args.no_train:

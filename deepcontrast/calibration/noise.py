@@ -189,7 +189,7 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
         low = sel & (var <= np.quantile(var[sel], 2 * _QUANTILE))
         bm.append(float(np.median(means[low])))
         bv.append(float(q / bias))
-        bt.append(float(_trimmed_mean(third[low], 0.1)))
+        bt.append(float(np.mean(third[sel])))  # all blocks: selecting low variance would bias it low
         bn.append(int(sel.sum()))
     bm, bv, bn, bt = np.array(bm), np.array(bv), np.array(bn), np.array(bt)
     out = NoiseFit(offset=offset, bins={"mean": bm.tolist(), "var": bv.tolist()}, n_blocks=int(len(means)))
