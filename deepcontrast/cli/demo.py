@@ -35,9 +35,28 @@ def run(args):
     print()
     print(result["table"])
     print()
-    print(f"everything is in {result['paths']['out_dir']}/:")
-    for key, path in result["paths"].items():
-        if key != "out_dir":
-            print(f"  {key:22s} {path}")
-    print("Open the model in Fiji: Plugins > CSBDeep > Run your network, and choose "
-          f"{result['paths'].get('fiji_export', 'the exported .zip')}")
+    print(where_is_everything(result["paths"]))
+
+
+def where_is_everything(paths):
+    """The closing 'where is everything' lines, from run_demo's ``paths``."""
+    from pathlib import Path
+
+    out = Path(paths["out_dir"])
+
+    def rel(key):
+        return str(Path(paths[key]).relative_to(out)) if key in paths else None
+
+    groups = [
+        ("images (TIFF)", [rel(k) for k in paths if k.endswith(".tif")] + [rel("ground_truth")]),
+        ("figures", [rel(k) for k in paths if k.endswith(".png")]),
+        ("metrics", [rel("metrics.json"), rel("demo_summary.json")]),
+        ("training data", [rel("training_data"), rel("training_data_settings")]),
+        ("model", [rel("model")]),
+        ("Fiji export", [rel("fiji_export")]),
+    ]
+    lines = [f"everything is in {out}/:"]
+    lines += [f"  {name:15s} {', '.join(f for f in files if f)}" for name, files in groups if any(files)]
+    if "fiji_export" in paths:
+        lines.append(f"In Fiji: Plugins > CSBDeep > Run your network, 'Import model (.zip) from file': {paths['fiji_export']}")
+    return "\n".join(lines)

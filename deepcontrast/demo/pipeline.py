@@ -120,7 +120,8 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     timings["export"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
 
-    for name in ("metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png"):
+    images = ["raw"] + [f"iteration_{k}" for k in range(1, s["n_iter"] + 1)] + list(report.get("baselines", {}))
+    for name in ["metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png"] + [f"{i}.tif" for i in images]:
         if (out / name).exists():
             paths[name] = out / name
     table = steps.summary(report, quality, timings)
