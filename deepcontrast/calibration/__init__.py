@@ -5,21 +5,21 @@
 :class:`~deepcontrast.degradation.DeepTissueDegradation` that the data can tell, and keeps
 documented defaults for the rest:
 
-=====================  =============================================  ===========================
-parameter              estimated from                                 fallback (flagged)
-=====================  =============================================  ===========================
-photons, read_noise    mean-variance fit over locally flat blocks     ``read_noise`` only when the
-                       (:mod:`.noise`), any image                     variance does not grow
-background             dark level (0.5th percentile of block means)   --
-attenuation_length     slice mean vs depth, log-linear (:mod:`.depth`) default 150 um (2D images,
-                       3D stacks only                                 flat or too shallow stacks)
-blur_rate,             decay of the structure's power spectrum with   defaults 0.03 / 100 um
-scattering_length      depth, 3D stacks only
-out_of_focus           same fit, point-scanning vs widefield model    0 (point-scanning)
-psf_sigma, haze_sigma, not estimated                                  defaults 0.3 / 3 um / 0.05
-haze_rate
-=====================  =============================================  ===========================
+* ``photons``, ``read_noise``: mean-variance fit over locally flat blocks (:mod:`.noise`),
+  any image. Fallback: no shot noise (``photons=None``) and read noise only, when the
+  variance does not grow with intensity.
+* ``background``: third cumulant of the noise (Poisson skew), bounded by the dark level and
+  the pixel floor (:mod:`.noise`).
+* ``attenuation_length``: slice mean vs depth, robust log-linear fit (:mod:`.depth`), 3D
+  stacks only. Fallback: default 150 um for 2D images, flat or too shallow stacks, or
+  intensity rising with depth (check ``surface``).
+* ``blur_rate``, ``scattering_length``: decay of the structure's power spectrum with depth
+  (:mod:`.depth`), 3D stacks only. Fallback: defaults 0.03 and 100 um.
+* ``out_of_focus``: the same fit, point-scanning vs widefield model (a weak test, see
+  :mod:`.depth`). Fallback: 0 (point-scanning).
+* ``psf_sigma``, ``haze_sigma``, ``haze_rate``: not estimated; defaults 0.3 um, 3 um, 0.05.
 
+The report flags every parameter as estimated or defaulted, with the reason.
 All intensities are in the raw images' own units (``photons`` per unit of raw intensity), so
 the calibrated model applies to the raw images as they are given to
 :class:`~deepcontrast.data.DegradedRawData`.
