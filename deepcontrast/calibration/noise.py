@@ -17,9 +17,11 @@ Method
 2. Each plane is cut into 8x8 blocks; per block the mean intensity and the mean squared
    residual (a local variance) are recorded. Blocks touching clipped pixels (the dtype
    maximum when it is frequent, i.e. saturation) are dropped.
-3. Blocks are binned by mean (quantile bins); in each bin, a low quantile of the block
-   variances is taken (structure only ever *adds* variance) and corrected for its bias with
-   the same quantile of pure white noise pushed through the same steps.
+3. Blocks are binned by mean (bins even in ``sqrt(mean)``); in each bin the half of the
+   blocks with the least structure -- curvature of the Gaussian-smoothed image, which the
+   noise hardly affects -- is kept, and the plain means of their local variances and
+   intensities form one point (structure only ever *adds* variance; selecting on the
+   variance itself would bias low for skewed, low-count noise).
 4. ``var = slope * mean + intercept`` is fitted by iteratively reweighted least squares
    (weights 1 / predicted variance**2, Huber-type down-weighting of outliers);
    ``photons = 1 / slope`` with the standard error from the fit.
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 _KERNEL = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float64) / 6.0
 _BLOCK = 8
 _QUANTILE = 0.4
+_STRUCT_Q = 0.5
 
 
 class NoiseFit(dict):
@@ -68,7 +71,7 @@ class NoiseFit(dict):
     __getattr__ = dict.__getitem__
 
 
-def local_mean_variance(plane, block=_BLOCK):
+def local_mean_variance(plane, block=_BLOCK, return_structure=False):
     """Block means and structure-free local noise variances of one 2D plane.
 
     Parameters
@@ -101,7 +104,12 @@ def local_mean_variance(plane, block=_BLOCK):
     third = 6 * (rb**3).mean(1)
     clip = _clipped_mask(plane)
     valid = ~blocks(ndi.binary_dilation(clip, iterations=1)).any(1) if clip.any() else np.ones(len(means), bool)
-    return means, var, valid, third
+    if not return_structure:
+        return means, var, valid, third
+    # structure score: curvature of the smoothed plane (noise averaged out) relative to the block's level
+    sm = ndi.gaussian_filter(plane, 2.0)
+    curv = ndi.correlate(sm, _KERNEL, mode="reflect")
+    return means, var, valid, third, (blocks(curv) ** 2).mean(1)
 
 
 def _clipped_mask(plane):
@@ -149,17 +157,19 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
     ValueError
         If the planes are too small (< 8x8) or constant.
     """
-    ms, vs, ts = [], [], []
+    ms, vs, ts, ss = [], [], [], []
     floors = []
     for p in planes:
         floors.append(np.asarray(p)[::4, ::4])
-        m, v, ok, t = local_mean_variance(p)
+        m, v, ok, t, st = local_mean_variance(p, return_structure=True)
+        ss.append(st[ok])
         ms.append(m[ok])
         vs.append(v[ok])
         ts.append(t[ok])
     means = np.concatenate(ms) if ms else np.empty(0)
     var = np.concatenate(vs) if vs else np.empty(0)
     third = np.concatenate(ts) if ts else np.empty(0)
+    struct = np.concatenate(ss) if ss else np.empty(0)
     if len(means) < 2 * min_blocks:
         raise ValueError(
             f"too little usable image area to estimate noise ({len(means)} unclipped {_BLOCK}x{_BLOCK} blocks); "
@@ -173,22 +183,20 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
         )
     offset = dark = float(np.percentile(means, 0.5))
     pixel_floor = float(min(np.percentile(np.ravel(p), 0.1) for p in floors)) if floors else dark
-    # bins evenly spaced in sqrt(mean) (dense where most blocks are, still reaching the bright end);
-    # a low quantile of the variances in each
+    # bins evenly spaced in sqrt(mean) (dense where most blocks are, still reaching the bright end)
     u = np.sqrt(means - means.min())
     edges = np.linspace(0, u.max() * (1 + 1e-9) + 1e-300, int(max(2, n_bins)) + 1)
     idx = np.clip(np.searchsorted(edges, u, side="right") - 1, 0, len(edges) - 2)
-    bias = _quantile_bias()
     bm, bv, bn, bt = [], [], [], []
     for b in range(len(edges) - 1):
         sel = idx == b
         if sel.sum() < min_blocks:
             continue
-        q = np.quantile(var[sel], _QUANTILE)
-        # the mean that goes with the low-variance blocks (within a wide bin they sit at its dim side)
-        low = sel & (var <= np.quantile(var[sel], 2 * _QUANTILE))
-        bm.append(float(np.median(means[low])))
-        bv.append(float(q / bias))
+        # the least structured half of the blocks, chosen on the smoothed image (not on their
+        # noise), so the plain mean of their variances is unbiased whatever the noise distribution
+        low = sel & (struct <= np.quantile(struct[sel], _STRUCT_Q))
+        bm.append(float(np.mean(means[low])))
+        bv.append(float(np.mean(var[low])))
         bt.append(float(np.mean(third[sel])))  # all blocks: selecting low variance would bias it low
         bn.append(int(sel.sum()))
     bm, bv, bn, bt = np.array(bm), np.array(bv), np.array(bn), np.array(bt)
@@ -202,7 +210,7 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
     slope_se = float(np.sqrt(cov[0, 0]))
     if not (slope > 3 * slope_se and slope > 0):
         # the slope is not identified (too narrow an intensity range, or additive noise only)
-        v = float(np.quantile(var, _QUANTILE) / bias)
+        v = float(np.quantile(var, _QUANTILE) / _quantile_bias())
         out.update(photons=None, photons_se=None, read_noise=float(np.sqrt(v)), read_noise_se=None,
                    slope=float(slope), intercept=float(intercept), status="read-only")
         return out
