@@ -295,13 +295,14 @@ From [1_datagen.ipynb](1_datagen.ipynb); 10% are held out for validation."""),
 ## Configuration
 
 `Config.from_training_data` reads the axes and channels from the npz and the data-generation
-settings from its side file (they are saved with the model). 450 steps of batch 16 are enough
-for the sample; for your own data train longer (e.g. `train_epochs=100`) and watch the
+settings from its side file (they are saved with the model). The U-Net is three levels deep
+so that its receptive field covers the wide scattered-light halo of deep slices. 450 steps of
+batch 16 are enough for the sample; for your own data train longer (e.g. `train_epochs=100`) and watch the
 validation loss."""),
         code("""
 config = Config.from_training_data(
     'data/my_training_data.npz',
-    unet_n_depth=2, unet_n_first=8 if QUICK else 32,
+    unet_n_depth=2 if QUICK else 3, unet_n_first=8 if QUICK else 32,
     train_batch_size=16, train_epochs=3 if QUICK else 15, train_steps_per_epoch=10 if QUICK else 30,
     train_learning_rate=4e-4)
 print(config)
@@ -443,7 +444,10 @@ NOTEBOOKS = {
 
 def main():
     for name, make in NOTEBOOKS.items():
-        nb = new_notebook(cells=make(), metadata={
+        cells = make()
+        for i, cell in enumerate(cells):
+            cell["id"] = f"cell-{i:02d}"  # stable ids: regenerating gives no spurious diffs
+        nb = new_notebook(cells=cells, metadata={
             "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
             "language_info": {"name": "python"},
         })

@@ -17,7 +17,7 @@ DEFAULT = dict(
     patch_size=(64, 64),
     n_patches_per_image=3072,
     validation_split=0.1,
-    unet_n_depth=2,
+    unet_n_depth=3,
     unet_n_first=32,
     train_batch_size=16,
     train_epochs=15,
@@ -36,8 +36,8 @@ QUICK = dict(
     unet_n_depth=2,
     unet_n_first=8,
     train_batch_size=16,
-    train_epochs=4,
-    train_steps_per_epoch=10,
+    train_epochs=5,
+    train_steps_per_epoch=20,
     n_iter=2,
 )
 
