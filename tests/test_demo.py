@@ -64,6 +64,12 @@ def test_run_demo_input_without_axes_is_an_error(tmp_path):
         run_demo(tmp_path / "d", input=np.zeros((4, 32, 32), np.float32))
 
 
+def test_cli_demo_missing_input_creates_nothing(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path / "d"), "--input", str(tmp_path / "nope.tif"), "--axes", "ZYX"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
 # -- settings and 2D-on-slices helpers ----------------------------------------------------------
 def test_demo_settings_are_fresh_copies():
     s = demo_settings()

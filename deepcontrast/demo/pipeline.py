@@ -72,6 +72,8 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     ------
     FileExistsError
         If ``out_dir`` is not empty and was not created by the demo (and not ``overwrite``).
+    FileNotFoundError
+        If ``input`` is a path that does not exist.
     ValueError
         If ``input`` is given without ``axes``, or the axes do not match it.
 
@@ -86,6 +88,8 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     s = demo_settings(quick)
     if input is not None and axes is None:
         raise ValueError("axes of the input stack are required, e.g. axes='ZYX' (--axes ZYX)")
+    if isinstance(input, (str, Path)) and not Path(input).is_file():
+        raise FileNotFoundError(f"input {input} does not exist (or is not a file); give the path of a TIFF stack")
     out = prepare_out_dir(out_dir, overwrite)
     seeds = np.random.default_rng(rng).integers(0, 2**31 - 1, size=4)
     timings, paths = {}, {"out_dir": out}
