@@ -35,6 +35,7 @@ def test_prepare_out_dir_overwrite_keeps_foreign_files(tmp_path):
     (tmp_path / "precious.tif").write_bytes(b"data")
     prepare_out_dir(tmp_path, overwrite=True)
     assert (tmp_path / "precious.tif").read_bytes() == b"data"
+    assert not (tmp_path / MARKER).exists()  # it does not become the demo's own folder
 
 
 def test_prepare_out_dir_refuses_a_file(tmp_path):

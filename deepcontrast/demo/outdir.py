@@ -25,7 +25,8 @@ def prepare_out_dir(out_dir, overwrite=False):
     Returns
     -------
     pathlib.Path
-        The folder, which now exists and holds the marker file :data:`MARKER`.
+        The folder, which now exists. A folder the demo created (or found empty) gets the
+        marker file :data:`MARKER`; a foreign folder used with ``overwrite`` does not.
 
     Raises
     ------
@@ -43,14 +44,15 @@ def prepare_out_dir(out_dir, overwrite=False):
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"output {out} exists and is not a folder; choose another --out")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists() and not overwrite:
+    foreign = out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists()
+    if foreign and not overwrite:
         raise FileExistsError(
             f"output folder {out} is not empty and was not created by 'deepcontrast demo'; "
             "choose another --out, or pass --overwrite to write into it anyway"
         )
     out.mkdir(parents=True, exist_ok=True)
     marker = out / MARKER
-    if not marker.exists():
+    if not foreign and not marker.exists():  # a folder written into with --overwrite does not become ours
         marker.write_text(json.dumps({"created_by": "deepcontrast demo", "version": __version__,
                                       "time": time.strftime("%Y-%m-%dT%H:%M:%S")}) + "\n")
     return out
