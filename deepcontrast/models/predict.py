@@ -14,7 +14,7 @@ from csbdeep.data import PadAndCropResizer, PercentileNormalizer
 from csbdeep.internals.predict import tile_overlap
 
 from .._axes import check_image_axes
-from .tiling import auto_n_tiles, bytes_per_voxel, measure_halo, predict_tiled
+from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +23,8 @@ _DEFAULT_RESIZER = PadAndCropResizer()
 
 #: tolerance of tiled vs untiled prediction (max abs deviation / output range)
 TILE_TOLERANCE = 0.01
+#: the halo is chosen so the probes deviate by at most this fraction of the tolerance
+HALO_SAFETY = 0.5
 
 
 class PredictMixin:
@@ -109,23 +111,36 @@ class PredictMixin:
     def tile_halo(self, tol=TILE_TOLERANCE):
         """Halo (pixels per spatial axis) that keeps tiled output within ``tol`` of untiled.
 
-        Measured on the current weights (see :func:`deepcontrast.models.tiling.measure_halo`)
-        and cached until the weights change.
+        Measured on the current weights with probe images (see
+        :func:`deepcontrast.models.tiling.measure_halo`; chosen for half of ``tol``) and
+        cached until the weights change.
+
+        Parameters
+        ----------
+        tol : float
+            Max abs deviation of tiled from untiled output relative to the output range.
 
         Returns
         -------
         tuple of int
+
+        Examples
+        --------
+        >>> model.tile_halo()  # doctest: +SKIP
+        (12, 12)
         """
-        key = (tol, _fingerprint(self.keras_model))
+        key = _fingerprint(self.keras_model)
         if key not in self._halo_cache:
             block = self._net_block()
             theory = tile_overlap(self.config.unet_n_depth, self.config.unet_kern_size)
-            halo, devs = measure_halo(lambda b: self.keras_model(b, training=False).numpy(),
-                                      self.config.n_dim, block, theory,
-                                      n_channel_in=self.config.n_channel_in, tol=tol)
-            logger.info("tiling halo %d px (theoretical receptive field %d px)", halo, theory)
-            self._halo_cache[key] = (halo,) * self.config.n_dim
-        return self._halo_cache[key]
+            self._halo_cache.clear()
+            self._halo_cache[key] = halo_deviations(lambda b: self.keras_model(b, training=False).numpy(),
+                                                    self.config.n_dim, block, theory,
+                                                    n_channel_in=self.config.n_channel_in)
+            logger.debug("tiling halo deviations (theoretical receptive field %d px): %s", theory,
+                         self._halo_cache[key])
+        halo = choose_halo(self._halo_cache[key], HALO_SAFETY * tol)
+        return (halo,) * self.config.n_dim
 
     def _iterate(self, img, axes, normalizer, resizer, n_tiles, n_iter):
         if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
@@ -156,7 +171,7 @@ class PredictMixin:
         if bad:
             raise ValueError(f"spatial sizes {x.shape[1:-1]} must be multiples of {block} for this network; "
                              "use resizer=PadAndCropResizer()")
-        tiles, max_batch, halo = self._plan(x.shape, img_tiles)
+        tiles, max_batch, halo = self._plan(x.shape, img_tiles, TILE_TOLERANCE / n_iter)
         n_out = cfg.n_channel_out * (2 if cfg.probabilistic else 1)
         n_windows = int(np.prod(tiles)) * x.shape[0]
         pbar = None
@@ -176,7 +191,7 @@ class PredictMixin:
             if pbar is not None:
                 pbar.close()
 
-    def _plan(self, shape, img_tiles):
+    def _plan(self, shape, img_tiles, tol=TILE_TOLERANCE):
         """(n_tiles per spatial axis, windows per call, halo) for a net-shaped input."""
         cfg = self.config
         block = self._net_block()
@@ -186,7 +201,7 @@ class PredictMixin:
         whole = bpv * float(np.prod(spatial_shape))
         if img_tiles is None and whole <= budget:
             return (1,) * cfg.n_dim, max(1, int(budget // whole)), (0,) * cfg.n_dim
-        halo = self.tile_halo()
+        halo = self.tile_halo(tol)
         tiles = tuple(img_tiles) if img_tiles is not None else auto_n_tiles(spatial_shape, halo, block, bpv, budget)
         if all(t == 1 for t in tiles):
             return tiles, max(1, int(budget // whole)), halo
