@@ -89,6 +89,7 @@ def train(s, data, basedir, name):
     from csbdeep.io import load_training_data
 
     from ..models import Config, DeepContrast
+    from .outdir import MARKER
 
     (X, Y), (Xv, Yv), axes = load_training_data(data.file, validation_split=s["validation_split"], verbose=False)
     c = axes.index("C")
@@ -100,8 +101,8 @@ def train(s, data, basedir, name):
         degradation_settings=data.settings,
     )
     folder = Path(basedir) / name
-    if folder.exists() and (Path(basedir).parent / ".deepcontrast_demo").exists():
-        shutil.rmtree(folder)  # the demo's own model from an earlier run
+    if folder.exists() and (Path(basedir).parent / MARKER).exists():
+        shutil.rmtree(folder)  # the demo's own model from an earlier run (never in a foreign --overwrite folder)
     model = DeepContrast(config, name, basedir=str(basedir))
     log.info("training a %s network (%d+%d patches, %d epochs x %d steps of batch %d)", axes.replace("S", "").replace("C", ""),
              len(X), len(Xv), config.train_epochs, config.train_steps_per_epoch, config.train_batch_size)
