@@ -46,8 +46,12 @@ class PredictMixin:
         resizer : csbdeep.data.Resizer or None
             Default: ``PadAndCropResizer()`` (pads to a size the network accepts).
         n_tiles : None, 'auto' or sequence of int
-            Tiles per axis of ``img`` (1 for non-spatial axes). ``None``/``'auto'`` chooses
-            them so one network call stays within ``config.predict_memory_mb``.
+            Tiles per axis of ``img`` (1 for non-spatial axes), as in CSBDeep. ``None``/``'auto'``
+            chooses the fewest tiles whose network call stays within ``config.predict_memory_mb``
+            (MiB, default 2048; estimated at ~1 KiB per voxel for the default net). Tiles carry
+            a halo measured on the network itself (:meth:`tile_halo`) so the output stays within
+            1% of the output range of the untiled output (per iteration ``1% / n_iter``); as many
+            equal-size tiles as the memory budget allows go through one network call.
         n_iter : int
             Number of times the network is applied (keyword-only); the result equals
             ``predict_iterative(img, axes, n_iter)[-1]``.
