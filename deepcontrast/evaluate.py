@@ -7,13 +7,13 @@ prints the short summary. ``deepcontrast evaluate`` is the command-line front en
 """
 import json
 import logging
-import math
 from pathlib import Path
 
 import numpy as np
 
 from . import metrics as M
 from ._axes import check_image_axes, spatial_voxel_size
+from ._io import atomic_write, to_jsonable, write_tiff
 from .version import __version__
 
 __all__ = ["evaluate_model", "evaluate_iterates", "compute_baselines", "write_report", "format_table", "REPORT_FILES"]
@@ -40,21 +40,6 @@ def _deepest_third(axes, shape, surface):
     idx = [slice(None)] * len(shape)
     idx[axes.index("Z")] = zs
     return tuple(idx), (zs.start, zs.stop)
-
-
-def _jsonable(x):
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        return x if math.isfinite(x) else None  # JSON has no inf/NaN (PSNR of identical images is inf)
-    return x
 
 
 def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None, voxel_size=None, surface="first",
@@ -192,7 +177,7 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         report["best_iteration_by_psnr"] = {
             key: int(max(range(1, len(rows)), key=lambda k: -np.inf if tables[key][k]["psnr"] is None else tables[key][k]["psnr"]))
             for key in regions}
-    return _jsonable(report)
+    return to_jsonable(report)
 
 
 def _resolve_degradation(model, degradation):
@@ -343,7 +328,6 @@ def write_report(out_dir, report, raw, iterates, axes, *, baselines=None, overwr
     FileExistsError
         If a target exists and not ``overwrite``.
     """
-    from .cli._common import atomic_write, write_tiff
     from .plot import plot_contrast_profile, plot_iterations, plot_tradeoff
 
     baselines = dict(baselines or {})

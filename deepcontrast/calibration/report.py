@@ -1,9 +1,10 @@
 """The calibration report: fitted values, uncertainties, what was defaulted, and a figure."""
 import json
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .._io import to_jsonable
 
 __all__ = ["CalibrationReport"]
 
@@ -12,24 +13,6 @@ _ORDER = ("photons", "read_noise", "background", "attenuation_length", "blur_rat
 _UNITS = {"photons": "per unit intensity", "read_noise": "intensity", "background": "intensity",
           "attenuation_length": "um", "blur_rate": "um/um", "scattering_length": "um", "out_of_focus": "",
           "psf_sigma": "um", "haze_sigma": "um", "haze_rate": "um/um"}
-
-
-def _clean(x):
-    """Make ``x`` JSON-serializable: numpy scalars/arrays to Python, NaN/Inf to None."""
-    if isinstance(x, dict):
-        return {str(k): _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _clean(x.tolist())
-    if isinstance(x, (np.bool_, bool)):
-        return bool(x)
-    if isinstance(x, (np.integer,)):
-        return int(x)
-    if isinstance(x, (float, np.floating)):
-        x = float(x)
-        return x if math.isfinite(x) else None
-    return x
 
 
 @dataclass
@@ -84,7 +67,7 @@ class CalibrationReport:
         d = {"degradation": self.degradation.to_dict(), "parameters": self.parameters, "mode": self.mode,
              "estimated": self.estimated, "defaulted": self.defaulted, "noise": self.noise, "depth": self.depth,
              "inputs": self.inputs}
-        d = _clean(d)
+        d = to_jsonable(d)
         json.dumps(d)  # fail here, not in the caller, if something slipped through
         return d
 

@@ -1,9 +1,8 @@
 """Helpers shared by the subcommands: argument parsing and safe file output."""
 import os
-import tempfile
 from pathlib import Path
 
-import numpy as np
+from .._io import atomic_write, read_tiff, write_tiff  # noqa: F401 (re-exported for the subcommands)
 
 
 def parse_floats(text, name):
@@ -40,50 +39,3 @@ def check_output(path, overwrite, inputs=()):
     if path.exists() and not overwrite:
         raise FileExistsError(f"output {path} exists; pass --overwrite to replace it")
     return path
-
-
-def atomic_write(path, write):
-    """Call ``write(tmp_path)`` and move the result to ``path`` only when it succeeded."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
-
-
-def write_tiff(path, img, *, axes=None):
-    """Write ``img`` as a (ImageJ-compatible where possible) TIFF, atomically."""
-    import tifffile
-
-    img = np.asarray(img)
-
-    def _write(tmp):
-        kw = {}
-        if axes is not None and set(axes) <= set("TZCYXS") and img.dtype != np.float64:
-            kw = dict(imagej=True, metadata={"axes": axes})
-        try:
-            tifffile.imwrite(tmp, img, **kw)
-        except (ValueError, TypeError):
-            tifffile.imwrite(tmp, img)
-
-    return atomic_write(path, _write)
-
-
-def read_tiff(path):
-    """Read a TIFF, turning tifffile's low-level errors into one that names the file."""
-    import tifffile
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"input {path} does not exist")
-    try:
-        return tifffile.imread(path)
-    except Exception as e:
-        raise ValueError(f"cannot read {path} as a TIFF ({type(e).__name__}: {e})") from None

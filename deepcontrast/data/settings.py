@@ -1,8 +1,8 @@
-"""Where the data-generation settings live next to a training-data file, and atomic writes."""
+"""Where the data-generation settings live next to a training-data file."""
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from .._io import atomic_write
 
 __all__ = ["settings_path", "load_settings", "save_settings"]
 
@@ -65,22 +65,6 @@ def load_settings(npz_path):
             return json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ValueError(f"settings file {path} is not valid JSON ({e}); delete or fix it") from None
-
-
-def atomic_write(path, write):
-    """Call ``write(tmp_path)`` (tmp in the same folder, same suffix) then rename to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
 
 
 def save_settings(npz_path, settings):

@@ -13,27 +13,13 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .._io import atomic_write, to_jsonable
 from ._freeze import INPUT_NAME, OUTPUT_NAME, audit_graph_def, freeze_keras_model, make_tf115_compatible
 
 log = logging.getLogger(__name__)
 
 SERVE_TAG = "serve"
 SIGNATURE_KEY = "serving_default"
-
-
-def _jsonable(obj):
-    """Turn tuples/numpy scalars into plain JSON values (for config.json and meta.json)."""
-    import numpy as np
-
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    return obj
 
 
 def csbdeep_meta(model):
@@ -189,21 +175,16 @@ def export_fiji(model, fname=None):
 
     graph_def, inp, out = frozen_tf115_graph(model)
     meta = csbdeep_meta(model)
-    config = _jsonable(vars(model.config))
+    config = to_jsonable(vars(model.config))
 
-    fd, tmp_zip = tempfile.mkstemp(dir=fname.parent, prefix=f".{fname.name}.", suffix=".zip")
-    os.close(fd)
-    try:
+    def write(tmp_zip):
         with tempfile.TemporaryDirectory() as tmp:
             export_dir = Path(tmp) / "model"
             write_tf1_saved_model(graph_def, inp, out, export_dir)
             (export_dir / "meta.json").write_text(json.dumps(meta, indent=4))
             (export_dir / "config.json").write_text(json.dumps(config, indent=4))
             _zip_dir(export_dir, tmp_zip)
-        os.replace(tmp_zip, fname)
-    except BaseException:
-        if os.path.exists(tmp_zip):
-            os.remove(tmp_zip)
-        raise
+
+    atomic_write(fname, write)
     log.info("model exported in CSBDeep's SavedModel format (TensorFlow 1.15 compatible): %s", fname.resolve())
     return fname

@@ -1,13 +1,13 @@
 """DeepContrast: a CSBDeep CARE model that trains on degraded raw data and predicts iteratively."""
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
 import numpy as np
 from csbdeep.models import CARE
 
+from .._io import atomic_write, to_jsonable
 from ..version import __version__
 from .config import Config, _tensorboard_available
 from .predict import PredictMixin
@@ -117,9 +117,8 @@ class DeepContrast(PredictMixin, CARE):
         if self.basedir is None:
             return
         p = self.logdir / SIDE_FILE
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(self._side, indent=2, default=float))
-        os.replace(tmp, p)
+        text = json.dumps(to_jsonable(self._side), indent=2)
+        atomic_write(p, lambda tmp: Path(tmp).write_text(text))
 
     def _find_and_load_weights(self, prefer="best"):
         if self.basedir is None:
