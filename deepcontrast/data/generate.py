@@ -1,4 +1,5 @@
 """Training pairs from raw images alone: :class:`DegradedRawData` and :func:`create_patches`."""
+import contextlib
 import logging
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from tqdm.auto import tqdm
 from .._axes import check_image_axes
 from ..degradation import DeepTissueDegradation
 from ._tiff import read_tiff, tiff_shape
-from .settings import atomic_write, settings_path, save_settings
+from .._io import atomic_write
+from .settings import settings_path, save_settings
 from .transform import (as_degradation, check_depth, check_extra_depth, check_n_degradations, check_surface,
                         check_voxel_size, deep_tissue_distortions)
 
@@ -305,15 +307,8 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
         npz = Path(save_file).with_suffix(".npz")
         if npz.exists() and not overwrite:
             raise FileExistsError(f"training data file {npz} exists; pass overwrite=True or choose another save_file")
-    if rng is None:
+    with _csbdeep_random_state(rng):
         X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
-    else:
-        state = np.random.get_state()
-        np.random.seed(int(np.random.default_rng(rng).integers(2**32)))
-        try:
-            X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
-        finally:
-            np.random.set_state(state)
     if npz is not None:
         atomic_write(npz, lambda tmp: save_training_data(tmp, X, Y, axes))
         settings = getattr(raw_data, "settings", None)
@@ -367,3 +362,23 @@ def _check_patch_size(raw_data, patch_size, patch_axes):
                     f"patch_size {patch_size} is larger than {name} of shape {shape} along {a} ({p} > {n}); "
                     f"use a patch size that fits every image, e.g. {fit}"
                 )
+
+
+@contextlib.contextmanager
+def _csbdeep_random_state(rng):
+    """Seed numpy's *global* generator from ``rng`` for the duration, then restore it.
+
+    csbdeep's ``create_patches`` draws patch positions from the global ``np.random`` and offers
+    no generator argument; this is the only way to make it reproducible from our ``rng``
+    without copying it. The caller's global state is left exactly as it was. ``rng=None``
+    leaves the global generator untouched.
+    """
+    if rng is None:
+        yield
+        return
+    state = np.random.get_state()
+    np.random.seed(int(np.random.default_rng(rng).integers(2**32)))  # csbdeep reads the global state
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
