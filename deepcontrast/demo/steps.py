@@ -95,10 +95,8 @@ def train(s, data, basedir, name):
     c = axes.index("C")
     config = Config(
         axes, X.shape[c], Y.shape[c], probabilistic=False,
-        unet_n_depth=s["unet_n_depth"], unet_n_first=s["unet_n_first"],
-        train_batch_size=s["train_batch_size"], train_epochs=s["train_epochs"],
-        train_steps_per_epoch=s["train_steps_per_epoch"], train_learning_rate=s["train_learning_rate"],
         degradation_settings=data.settings,
+        **{k: v for k, v in s.items() if k.startswith(("unet_", "train_"))},  # every network/training key
     )
     folder = Path(basedir) / name
     if folder.exists() and (Path(basedir).parent / MARKER).exists():
