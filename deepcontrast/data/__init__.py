@@ -9,10 +9,12 @@
 """
 from .generate import DegradedRawData, create_patches
 from .settings import load_settings, save_settings, settings_path
+from .slices import per_slice
 from .synthetic import synthetic_tissue
 from .transform import deep_tissue_distortions
 
 __all__ = [
+    "per_slice",
     "DegradedRawData",
     "create_patches",
     "deep_tissue_distortions",

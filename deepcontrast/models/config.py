@@ -15,6 +15,9 @@ EXTRA_DEFAULTS = {
     "degradation_settings": None,
     # memory (MiB) one prediction call may use when ``n_tiles=None`` picks the tiling
     "predict_memory_mb": 2048,
+    # normalize each plane on its own percentiles when a 2D net runs over a stack (training
+    # patches made per plane, see deepcontrast.data.per_slice)
+    "normalize_per_slice": False,
 }
 
 
@@ -60,6 +63,11 @@ class Config(_CSBDeepConfig):
         ``predict_memory_mb`` : float
             Memory budget (MiB) of one network call when ``predict(..., n_tiles=None)`` chooses
             the tiling automatically (default 2048).
+        ``normalize_per_slice`` : bool
+            The default normalizer of ``predict`` normalizes every plane on its own
+            percentiles (:class:`~deepcontrast.models.SlicePercentileNormalizer`) when a 2D
+            network runs over a stack. Set it for models trained on patches normalized per
+            plane (:func:`deepcontrast.data.per_slice`), as the demo does (default False).
 
     Raises
     ------
@@ -165,6 +173,8 @@ class Config(_CSBDeepConfig):
                 invalid.append("predict_memory_mb")
         except (TypeError, ValueError):
             invalid.append("predict_memory_mb")
+        if not isinstance(getattr(self, "normalize_per_slice", False), bool):
+            invalid.append("normalize_per_slice")
         if return_invalid:
             return len(invalid) == 0, tuple(invalid)
         return len(invalid) == 0

@@ -14,6 +14,7 @@ from csbdeep.data import PadAndCropResizer, PercentileNormalizer
 from csbdeep.internals.predict import tile_overlap
 
 from .._axes import check_image_axes
+from .normalize import SlicePercentileNormalizer
 from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled
 
 logger = logging.getLogger(__name__)
@@ -42,7 +43,9 @@ class PredictMixin:
             Other axes (S, T, and Z for a 2D model) are processed plane by plane (batched);
             a channel axis C must have ``n_channel_in`` entries.
         normalizer : csbdeep.data.Normalizer or None
-            Default: a fresh ``PercentileNormalizer()`` per call (percentiles 2 and 99.8).
+            Default: a fresh ``PercentileNormalizer()`` per call (percentiles 2 and 99.8), or
+            ``SlicePercentileNormalizer()`` (each plane on its own) when the config sets
+            ``normalize_per_slice``.
         resizer : csbdeep.data.Resizer or None
             Default: ``PadAndCropResizer()`` (pads to a size the network accepts).
         n_tiles : None, 'auto' or sequence of int
@@ -150,7 +153,8 @@ class PredictMixin:
         if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
             raise ValueError(f"n_iter must be an integer >= 1 (number of network applications), got {n_iter!r}")
         if normalizer is _DEFAULT_NORMALIZER:
-            normalizer = PercentileNormalizer()
+            per_slice = getattr(self.config, "normalize_per_slice", False)
+            normalizer = SlicePercentileNormalizer() if per_slice else PercentileNormalizer()
         if resizer is _DEFAULT_RESIZER:
             resizer = PadAndCropResizer()
         normalizer, resizer = self._check_normalizer_resizer(normalizer, resizer)
