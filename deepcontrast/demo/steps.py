@@ -1,5 +1,4 @@
 """The steps of :func:`deepcontrast.demo.run_demo` (internal; see there)."""
-import json
 import logging
 from pathlib import Path
 from types import SimpleNamespace
@@ -39,10 +38,7 @@ def load_sample(s, input, axes, voxel_size, surface, depth, seed, out):
 
 def make_training_data(s, sample, data_dir, seed):
     """Degrade the sample with the forward model and cut patches into data_dir/training_data.npz."""
-    from csbdeep.io import save_training_data
-
-    from ..data import DegradedRawData, create_patches
-    from .slices import squeeze_axis
+    from ..data import DegradedRawData, create_patches, per_slice
 
     rng = np.random.default_rng(seed)
     raw_data = DegradedRawData.from_arrays(
@@ -51,18 +47,19 @@ def make_training_data(s, sample, data_dir, seed):
         depth=sample.depth, rng=rng,
     )
     file = Path(data_dir) / "training_data.npz"
-    slices = s["slices_2d"] and "Z" in sample.axes
-    patch_size = ((1,) if slices else ()) + tuple(s["patch_size"])
-    if "Z" in sample.axes and not slices:
-        patch_size = (16,) + tuple(s["patch_size"])
     n_per = max(1, s["n_patches_per_image"] // s["n_degradations"])
-    if slices:
-        X, Y, axes = create_patches(raw_data, patch_size, n_per, save_file=None, verbose=False, rng=rng)
-        X, Y, axes = squeeze_axis(X, Y, axes, "Z")
-        save_training_data(file, X, Y, axes)
-        _write_settings(file, raw_data.settings)
+    if s["slices_2d"] and "Z" in sample.axes:
+        # degrade the whole stack (each plane at its own depth), then patch every plane as an
+        # image of its own, normalized on its own percentiles (as predict does with
+        # Config(normalize_per_slice=True))
+        n_z = sample.image.shape[sample.axes.index("Z")]
+        raw_data, n_per = per_slice(raw_data), max(1, n_per // n_z)
+        patch_size = tuple(s["patch_size"])
+    elif "Z" in sample.axes:
+        patch_size = (16,) + tuple(s["patch_size"])
     else:
-        X, Y, axes = create_patches(raw_data, patch_size, n_per, save_file=file, verbose=False, rng=rng)
+        patch_size = tuple(s["patch_size"])
+    X, Y, axes = create_patches(raw_data, patch_size, n_per, save_file=file, verbose=False, rng=rng)
     log.info("%d training pairs of %s patches (axes %s) in %s", len(X), X.shape[2:] if axes[1] == "C" else X.shape[1:],
              axes, file)
     paths = {"training_data": file}
@@ -71,15 +68,6 @@ def make_training_data(s, sample, data_dir, seed):
     if settings_path(file).exists():
         paths["training_data_settings"] = settings_path(file)
     return SimpleNamespace(file=file, settings=raw_data.settings, paths=paths)
-
-
-def _write_settings(file, settings):
-    from ..data import settings_path
-
-    p = settings_path(file)
-    tmp = p.with_name("." + p.name + ".tmp")
-    tmp.write_text(json.dumps(settings, indent=2))
-    tmp.replace(p)
 
 
 def train(s, data, basedir, name):
@@ -96,6 +84,7 @@ def train(s, data, basedir, name):
     config = Config(
         axes, X.shape[c], Y.shape[c], probabilistic=False,
         degradation_settings=data.settings,
+        normalize_per_slice=bool(data.settings.get("per_slice")),
         **{k: v for k, v in s.items() if k.startswith(("unet_", "train_"))},  # every network/training key
     )
     folder = Path(basedir) / name
