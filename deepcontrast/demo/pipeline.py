@@ -29,7 +29,8 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
        ``degradation='auto'``); patches go to ``out_dir/data/training_data.npz``;
     3. training: a :class:`~deepcontrast.models.DeepContrast` model in
        ``out_dir/models/demo_model`` (by default a 2D network on the XY slices of the stack,
-       see :mod:`deepcontrast.demo.slices`);
+       trained on per-plane patches, :func:`deepcontrast.data.per_slice`, and applied with
+       per-plane normalization);
     4. iterative prediction and evaluation (:func:`~deepcontrast.evaluate.evaluate_model`)
        against the clean truth (sample only) and the CLAHE / Richardson-Lucy baselines:
        ``metrics.json``, figures and TIFFs in ``out_dir``;
