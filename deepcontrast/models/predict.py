@@ -153,8 +153,7 @@ class PredictMixin:
         if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
             raise ValueError(f"n_iter must be an integer >= 1 (number of network applications), got {n_iter!r}")
         if normalizer is _DEFAULT_NORMALIZER:
-            per_slice = getattr(self.config, "normalize_per_slice", False)
-            normalizer = SlicePercentileNormalizer() if per_slice else PercentileNormalizer()
+            normalizer = self._default_normalizer()
         if resizer is _DEFAULT_RESIZER:
             resizer = PadAndCropResizer()
         normalizer, resizer = self._check_normalizer_resizer(normalizer, resizer)
@@ -180,7 +179,6 @@ class PredictMixin:
             raise ValueError(f"spatial sizes {x.shape[1:-1]} must be multiples of {block} for this network; "
                              "use resizer=PadAndCropResizer()")
         tiles, max_batch, halo = self._plan(x.shape, img_tiles, TILE_TOLERANCE / n_iter)
-        n_out = cfg.n_channel_out * (2 if cfg.probabilistic else 1)
         n_windows = int(np.prod(tiles)) * x.shape[0]
         pbar = None
         if n_windows > 1:
@@ -189,15 +187,31 @@ class PredictMixin:
             pbar = tqdm(total=n_windows * n_iter, desc="predict", unit="tile", disable=n_windows * n_iter < 4)
         try:
             for _ in range(n_iter):
-                y = predict_tiled(self.keras_model.predict_on_batch, x, tiles, halo, block,
-                                  n_channel_out=n_out, max_batch=max_batch, pbar=pbar)
-                if cfg.probabilistic:
-                    y = y[..., :cfg.n_channel_out]
-                x = y
-                yield undo(self._from_net(y, net_axes, normalizer, resizer))
+                x = self._net_step(x, tiles, halo, max_batch, pbar)
+                yield undo(self._from_net(x, net_axes, normalizer, resizer))
         finally:
             if pbar is not None:
                 pbar.close()
+
+    def _default_normalizer(self):
+        """A fresh instance of the normalizer :meth:`predict` uses when none is given."""
+        per_slice = getattr(self.config, "normalize_per_slice", False)
+        return SlicePercentileNormalizer() if per_slice else PercentileNormalizer()
+
+    def _net_step(self, x, tiles, halo, max_batch, pbar=None):
+        """One iteration in the normalized space: the next iterate of net-shaped ``x``.
+
+        ``x`` is ``(B, *spatial, C)``, normalized and resized; every caller (in-memory and
+        blockwise prediction) goes through this one method, so what an iteration does is
+        defined here only.
+        """
+        cfg = self.config
+        n_out = cfg.n_channel_out * (2 if cfg.probabilistic else 1)
+        y = predict_tiled(self.keras_model.predict_on_batch, x, tiles, halo, self._net_block(),
+                          n_channel_out=n_out, max_batch=max_batch, pbar=pbar)
+        if cfg.probabilistic:
+            y = y[..., :cfg.n_channel_out]
+        return y
 
     def _plan(self, shape, img_tiles, tol=TILE_TOLERANCE):
         """(n_tiles per spatial axis, windows per call, halo) for a net-shaped input."""
