@@ -10,6 +10,7 @@ from csbdeep.models import CARE
 from .._io import atomic_write, to_jsonable
 from ..version import __version__
 from .config import Config, _tensorboard_available
+from .physical import model_background
 from .predict import PredictMixin
 
 logger = logging.getLogger(__name__)
@@ -73,6 +74,15 @@ class DeepContrast(PredictMixin, CARE):
         return Config
 
     # ----- state in the model folder -------------------------------------------------------
+
+    @property
+    def background(self):
+        """float: intensity of no light (camera offset) of the training data, 0 when unknown.
+
+        The floor of physical iterates (:meth:`predict` with ``physical=True``) when no
+        ``background`` is given.
+        """
+        return model_background(self.degradation_settings)
 
     @property
     def degradation_settings(self):

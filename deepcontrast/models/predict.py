@@ -6,6 +6,10 @@ each output fed directly to the next iteration; every iterate is mapped back wit
 image's normalization (``normalizer.after``). So iterate k is the network applied k times to
 the normalized raw, all iterates share the raw's intensity scale (comparable with each other
 and with the raw), and re-normalizing in between cannot undo the contrast change a step made.
+
+Physical iterates (default): after every network pass, no value goes below the background and
+each plane (2D network) or volume (3D network) keeps the light above the background of the
+pass's input (:mod:`deepcontrast.models.physical`); ``physical=False`` gives the bare network.
 """
 import logging
 
@@ -15,6 +19,7 @@ from csbdeep.internals.predict import tile_overlap
 
 from .._axes import check_image_axes
 from .normalize import SlicePercentileNormalizer
+from .physical import normalized_background, physical_step
 from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled
 
 logger = logging.getLogger(__name__)
@@ -31,7 +36,8 @@ HALO_SAFETY = 0.5
 class PredictMixin:
     """predict / predict_iterative with measured-halo tiling (mixed into DeepContrast)."""
 
-    def predict(self, img, axes, normalizer=_DEFAULT_NORMALIZER, resizer=_DEFAULT_RESIZER, n_tiles=None, *, n_iter=1):
+    def predict(self, img, axes, normalizer=_DEFAULT_NORMALIZER, resizer=_DEFAULT_RESIZER, n_tiles=None, *, n_iter=1,
+                physical=True, background=None):
         """Restore contrast of a raw image (optionally applying the network ``n_iter`` times).
 
         Parameters
@@ -58,6 +64,16 @@ class PredictMixin:
         n_iter : int
             Number of times the network is applied (keyword-only); the result equals
             ``predict_iterative(img, axes, n_iter)[-1]``.
+        physical : bool
+            Keep every iterate physical (keyword-only, default True): no value below
+            ``background``, and each plane (2D network) or volume (3D network) keeps the light
+            above the background of the iteration's input; restoration moves light from haze
+            and blur back into structures, it does not make or remove it (see
+            :mod:`deepcontrast.models.physical`). False returns the bare network output.
+        background : float or None
+            Intensity of no light in ``img``'s units (camera offset; keyword-only). ``None``:
+            the background of the model's training data (``degradation_settings``), 0 when
+            unknown.
 
         Returns
         -------
@@ -68,19 +84,20 @@ class PredictMixin:
         ------
         ValueError
             Axes that do not match the image or the model, an image smaller than the
-            network's minimum along a spatial axis, NaN/Inf values, ``n_iter < 1``.
+            network's minimum along a spatial axis, NaN/Inf values, ``n_iter < 1``, a
+            non-finite ``background``.
 
         Examples
         --------
         >>> restored = model.predict(img, 'ZYX', n_iter=2)  # doctest: +SKIP
         """
         out = None
-        for out in self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter):
+        for out in self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background):
             pass
         return out
 
     def predict_iterative(self, img, axes, n_iter, normalizer=_DEFAULT_NORMALIZER, resizer=_DEFAULT_RESIZER,
-                          n_tiles=None):
+                          n_tiles=None, *, physical=True, background=None):
         """Apply the network ``n_iter`` times: iteration k is the network applied to iteration k-1.
 
         The raw image is normalized once; each output is fed directly to the next iteration in
@@ -89,7 +106,7 @@ class PredictMixin:
 
         Parameters
         ----------
-        img, axes, normalizer, resizer, n_tiles
+        img, axes, normalizer, resizer, n_tiles, physical, background
             As in :meth:`predict`.
         n_iter : int
             Number of iterations (>= 1).
@@ -108,7 +125,7 @@ class PredictMixin:
         --------
         >>> iterates = model.predict_iterative(img, 'YX', 4)  # doctest: +SKIP
         """
-        return list(self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter))
+        return list(self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background))
 
     # ----- internals -----------------------------------------------------------------------
 
@@ -149,7 +166,7 @@ class PredictMixin:
         halo = choose_halo(self._halo_cache[key], HALO_SAFETY * tol)
         return (halo,) * self.config.n_dim
 
-    def _iterate(self, img, axes, normalizer, resizer, n_tiles, n_iter):
+    def _iterate(self, img, axes, normalizer, resizer, n_tiles, n_iter, physical=True, background=None):
         if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
             raise ValueError(f"n_iter must be an integer >= 1 (number of network applications), got {n_iter!r}")
         if normalizer is _DEFAULT_NORMALIZER:
@@ -178,6 +195,7 @@ class PredictMixin:
         if bad:
             raise ValueError(f"spatial sizes {x.shape[1:-1]} must be multiples of {block} for this network; "
                              "use resizer=PadAndCropResizer()")
+        floor = self._floor(normalizer, background, x.shape, net_axes) if physical else None
         tiles, max_batch, halo = self._plan(x.shape, img_tiles, TILE_TOLERANCE / n_iter)
         n_windows = int(np.prod(tiles)) * x.shape[0]
         pbar = None
@@ -187,7 +205,7 @@ class PredictMixin:
             pbar = tqdm(total=n_windows * n_iter, desc="predict", unit="tile", disable=n_windows * n_iter < 4)
         try:
             for _ in range(n_iter):
-                x = self._net_step(x, tiles, halo, max_batch, pbar)
+                x = self._net_step(x, tiles, halo, max_batch, pbar, floor=floor)
                 yield undo(self._from_net(x, net_axes, normalizer, resizer))
         finally:
             if pbar is not None:
@@ -198,12 +216,31 @@ class PredictMixin:
         per_slice = getattr(self.config, "normalize_per_slice", False)
         return SlicePercentileNormalizer() if per_slice else PercentileNormalizer()
 
-    def _net_step(self, x, tiles, halo, max_batch, pbar=None):
+    def _floor(self, normalizer, background, shape, net_axes):
+        """The background in the normalized space of the network input (None: no floor)."""
+        if background is None:
+            background = self.background
+        try:
+            background = float(background)
+        except (TypeError, ValueError):
+            raise ValueError(f"background must be a number (intensity of no light), got {background!r}") from None
+        if not np.isfinite(background):
+            raise ValueError(f"background must be finite, got {background}")
+        cfg = self.config
+        if cfg.n_channel_in != cfg.n_channel_out:
+            return None
+        floor = normalized_background(normalizer, background, shape[0], net_axes, shape[-1])
+        if floor is None:
+            logger.info("physical iterates need a normalizer that maps back (do_after); iterating without them")
+        return floor
+
+    def _net_step(self, x, tiles, halo, max_batch, pbar=None, floor=None):
         """One iteration in the normalized space: the next iterate of net-shaped ``x``.
 
         ``x`` is ``(B, *spatial, C)``, normalized and resized; every caller (in-memory and
         blockwise prediction) goes through this one method, so what an iteration does is
-        defined here only.
+        defined here only. With ``floor`` (the background in normalized units, see
+        :meth:`_floor`), the output is made physical (:func:`physical_step`).
         """
         cfg = self.config
         n_out = cfg.n_channel_out * (2 if cfg.probabilistic else 1)
@@ -211,6 +248,8 @@ class PredictMixin:
                           n_channel_out=n_out, max_batch=max_batch, pbar=pbar)
         if cfg.probabilistic:
             y = y[..., :cfg.n_channel_out]
+        if floor is not None:
+            y = physical_step(x, y, floor)
         return y
 
     def _plan(self, shape, img_tiles, tol=TILE_TOLERANCE):
