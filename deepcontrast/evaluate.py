@@ -43,7 +43,8 @@ def _deepest_third(axes, shape, surface):
 
 
 def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None, voxel_size=None, surface="first",
-                      depth=0.0, normalize="affine", min_retention=0.97, min_gain_step=0.02, metric="rms"):
+                      depth=0.0, normalize="affine", min_retention=0.97, min_gain_step=0.02, metric="rms",
+                      background=0.0):
     """Measure the iterates of a prediction (and baselines) against the raw image.
 
     For the whole image and, for stacks of >= 3 slices, for the deepest third of Z (where the
@@ -51,7 +52,9 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     :func:`deepcontrast.metrics.iteration_tradeoff`: RMS / Michelson / Weber contrast, DCTS,
     contrast gain over the raw, detail retention relative to the raw and, with
     ``ground_truth``, PSNR / SSIM / NRMSE (normalization ``normalize``, see
-    :func:`deepcontrast.metrics.psnr`).
+    :func:`deepcontrast.metrics.psnr`), and the drift a contrast gain can hide: mean, 99.5th
+    percentile (bright structures) and minimum, with ``below_background`` flagging negative
+    light (see :func:`deepcontrast.metrics.intensity_stats`).
 
     Parameters
     ----------
@@ -77,6 +80,8 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         Parameters of :func:`deepcontrast.metrics.suggest_n_iter`.
     metric : str
         Contrast metric of the per-slice profile.
+    background : float
+        Intensity of no light in the images (camera offset; default 0).
 
     Returns
     -------
@@ -128,9 +133,14 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     def sub(x, key):
         return None if x is None else tr(x[regions[key]])
 
-    kw = dict(normalize=normalize)
+    kw = dict(normalize=normalize, background=float(background))
     tables = {key: M.iteration_tradeoff(sub(raw, key), [sub(y, key) for y in iterates],
                                         ground_truth=sub(ground_truth, key), **kw) for key in regions}
+    below = [k for k in range(1, len(iterates) + 1) if tables["all"][k]["below_background"]]
+    if below:
+        log.warning("iteration(s) %s go below the background (%g) by more than 0.5%% of the raw's range: "
+                    "negative light; predict with physical=True (the default) keeps iterates physical",
+                    ", ".join(map(str, below)), background)
     rows = [{"iteration": k, "label": "raw" if k == 0 else f"iteration {k}",
              **{key: {m: v for m, v in tables[key][k].items() if m != "iteration"} for key in regions}}
             for k in range(len(iterates) + 1)]
@@ -161,6 +171,7 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         "voxel_size": list(vs),
         "depth": float(depth),
         "surface": surface,
+        "background": float(background),
         "normalize": normalize if ground_truth is not None else None,
         "regions": {"all": "the whole image"},
         "iterations": rows,
@@ -272,13 +283,14 @@ def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=
         _check_targets(out_dir, int(n_iter), ("clahe", "richardson_lucy") if baselines else (), overwrite)
     log.info("predicting %d iteration(s)", n_iter)
     iterates = [np.asarray(y) for y in model.predict_iterative(img, axes, int(n_iter), n_tiles=n_tiles)]
+    background = float(getattr(model, "background", 0.0) or 0.0)
     base = {}
     if baselines:
         log.info("computing CLAHE and Richardson-Lucy baselines")
         base = compute_baselines(img, axes, degradation=_resolve_degradation(model, degradation), voxel_size=voxel_size,
                                  depth=depth, surface=surface, rl_iter=rl_iter)
     report = evaluate_iterates(img, iterates, axes, ground_truth=ground_truth, baselines=base, voxel_size=voxel_size,
-                               surface=surface, depth=depth)
+                               surface=surface, depth=depth, background=background)
     report["model"] = str(getattr(model, "name", "") or "")
     if out_dir is not None:
         write_report(out_dir, report, img, iterates, axes, baselines=base, overwrite=overwrite)
@@ -377,13 +389,21 @@ def _fmt(v, spec):
 
 def _panel_title(m):
     t = f"gain {_fmt(m.get('contrast_gain'), '.2f')}, detail {_fmt(m.get('detail_retention'), '.2f')}"
+    t += f"\nmean {_fmt(m.get('mean'), '.3g')}, p99.5 {_fmt(m.get('p99_5'), '.3g')}"
+    if m.get("below_background"):
+        t += " (below bg!)"
     if "psnr" in m:
         t += f"\nPSNR {_fmt(m.get('psnr'), '.1f')} dB, SSIM {_fmt(m.get('ssim'), '.2f')}"
     return t
 
 
 def format_table(report):
-    """The short summary table of a report (contrast gain, detail retention, PSNR/SSIM, suggestion).
+    """The short summary table of a report (contrast, detail, level drift, PSNR/SSIM, suggestion).
+
+    Per image: contrast gain and detail retention (whole image and deepest third), PSNR/SSIM
+    with ground truth, and the mean and 99.5th percentile of the deepest third (whole image
+    for 2D), so a contrast gain that comes from darkening shows; ``<bg`` marks an image with
+    values below the background (negative light).
 
     Parameters
     ----------
@@ -399,19 +419,28 @@ def format_table(report):
     deep = "deepest_third" in report["regions"]
     truth = "psnr" in report["iterations"][0]["all"]
     cols = ["gain", "detail"] + (["PSNR", "SSIM"] if truth else [])
+    keys = ["all"] + (["deepest_third"] if deep else [])
     head = f"{'':<16}" + "".join(f"{c:>9}" for c in cols)
     if deep:
-        head += " |" + "".join(f"{c:>9}" for c in cols) + "   (deepest third)"
+        head += " |" + "".join(f"{c:>9}" for c in cols)
+    head += " |" + "".join(f"{c:>9}" for c in ("mean", "p99.5")) + ("   (deepest third)" if deep else "")
     lines = [head]
     for label, r in rows:
         line = f"{label:<16}"
-        for key in ["all"] + (["deepest_third"] if deep else []):
+        for key in keys:
             m = r[key]
             vals = [_fmt(m.get("contrast_gain"), "9.2f"), _fmt(m.get("detail_retention"), "9.2f")]
             if truth:
                 vals += [_fmt(m.get("psnr"), "9.2f"), _fmt(m.get("ssim"), "9.3f")]
             line += ("" if key == "all" else " |") + "".join(f"{v:>9}" for v in vals)
+        m = r[keys[-1]]
+        line += " |" + "".join(f"{_fmt(m.get(k), '9.4g'):>9}" for k in ("mean", "p99_5"))
+        if r["all"].get("below_background"):
+            line += "  <bg"
         lines.append(line)
+    if any(r["all"].get("below_background") for _, r in rows):
+        lines.append(f"<bg: values below the background ({report.get('background', 0.0):g}) by more than 0.5% of the "
+                     "raw's range (negative light)")
     lines.append(f"suggested n_iter: {report['suggested_n_iter']}  (last iteration that still raises contrast and keeps "
                  "detail; rule in metrics.json)")
     if truth:

@@ -109,7 +109,7 @@ def _plane(img, axes, z):
 
 
 def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zoom=None, percentiles=(1, 99.8),
-                    cmap="magma", title=None):
+                    cmap="magma", title=None, region=None, background=0.0):
     """Raw image and each iterate side by side, on one display range, with an optional zoom inset.
 
     Parameters
@@ -123,7 +123,10 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
     labels : sequence of str, optional
         Panel names (default ``'raw'``, ``'iteration 1'``, ...), length ``1 + len(iterates)``.
     titles : sequence of str, optional
-        Extra title lines per panel (e.g. metrics), length ``1 + len(iterates)``.
+        Extra title lines per panel (e.g. metrics), length ``1 + len(iterates)``. Default: each
+        image's mean and 99.5th percentile (inside ``region``), so darkening and gain show next
+        to the picture, with "below bg!" when it holds values below ``background`` (negative
+        light, see :func:`deepcontrast.metrics.intensity_stats`).
     z : int, optional
         Z slice to show for stacks (default: the last slice).
     zoom : (y0, y1, x0, x1) or True, optional
@@ -134,6 +137,11 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
         Colormap.
     title : str, optional
         Figure title (default names the Z slice shown).
+    region : array_like of bool or tuple of slices, optional
+        Where the default titles' statistics are taken (e.g. the deepest third); whole image
+        by default.
+    background : float
+        Intensity of no light, for the default titles' flag (default 0).
 
     Returns
     -------
@@ -152,7 +160,7 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
     images = [raw] + list(iterates)
     n = len(images)
     labels = list(labels) if labels is not None else ["raw"] + [f"iteration {k}" for k in range(1, n)]
-    titles = list(titles) if titles is not None else [""] * n
+    titles = list(titles) if titles is not None else [_stats_title(im, raw, region, background) for im in images]
     if len(labels) != n or len(titles) != n:
         raise ValueError(f"labels and titles need {n} entries (raw + {n - 1} images), got {len(labels)} and {len(titles)}")
     shape = np.shape(raw)
@@ -190,6 +198,18 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
     sl = "" if "Z" not in axes.upper() else f" (Z slice {'last' if z is None else z})"
     fig.suptitle(title or ("Raw and iterates" + sl))
     return fig
+
+
+def _stats_title(img, raw, region, background):
+    from .metrics import intensity_stats
+
+    img, raw, mask = np.asarray(img), np.asarray(raw), None
+    if isinstance(region, tuple):  # an index, e.g. the deepest third's slices
+        img, raw = img[region], raw[region]
+    elif region is not None:
+        mask = region
+    st = intensity_stats(img, raw, mask=mask, background=background)
+    return f"mean {st['mean']:.3g}, p99.5 {st['p99_5']:.3g}" + (" (below bg!)" if st["below_background"] else "")
 
 
 def _rect(x, y, w, h):

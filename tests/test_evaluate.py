@@ -163,3 +163,19 @@ def test_evaluate_model_checks_truth_before_predicting():
     with pytest.raises(ValueError, match="ground truth"):
         evaluate_model(model, raw, "ZYX", ground_truth=clean[:, :10])
     assert model.calls == []
+
+
+def test_report_shows_level_drift_and_flags_negative_light(caplog):
+    raw, clean = sample()
+    darker, negative = 0.5 * raw, raw - 0.2 * float(np.ptp(raw))
+    rep = evaluate_iterates(raw, [darker, negative], "ZYX", background=0.0)
+    deep = [r["deepest_third"] for r in rep["iterations"]]
+    z = slice(6, 9)  # deepest third of 9 slices, surface first
+    assert deep[0]["mean"] == pytest.approx(float(raw[z].mean()), rel=1e-5)
+    assert deep[1]["mean"] == pytest.approx(0.5 * deep[0]["mean"], rel=1e-5)
+    assert deep[1]["p99_5"] == pytest.approx(float(np.percentile(0.5 * raw[z], 99.5)), rel=1e-5)
+    flags = [r["all"]["below_background"] for r in rep["iterations"]]
+    assert flags == [False, False, True]
+    assert "below the background" in caplog.text
+    table = format_table(rep)
+    assert "p99.5" in table and table.count("<bg") == 2  # the flagged row and its legend

@@ -67,3 +67,14 @@ def test_tradeoff_marks_suggestion():
     star = ax.get_lines()[labels.index("suggested: 1 iteration(s)")]
     assert star.get_xdata()[0] == 0.8 and star.get_ydata()[0] == 1.4
     assert "detail" in ax.get_xlabel() and "contrast" in ax.get_ylabel()
+
+
+def test_iterations_titles_show_level_and_flag_negative_light():
+    raw = stack()
+    dark = raw - 1.5  # darker, and below the background of 0
+    fig = plot_iterations(raw, [raw * 2, dark], "ZYX", region=(slice(3, 5),))
+    titles = [ax.get_title() for ax in fig.axes[:3:]]
+    sub = raw[3:5]
+    assert f"mean {sub.mean():.3g}" in titles[0] and f"p99.5 {np.percentile(sub, 99.5):.3g}" in titles[0]
+    assert f"mean {2 * sub.mean():.3g}" in titles[1]
+    assert "below bg!" in titles[2] and "below bg!" not in titles[0] + titles[1]

@@ -19,7 +19,7 @@ function), an empty mask or a non-positive mean raises a ValueError saying what 
 from .contrast import CONTRAST_METRICS, contrast_profile, dcts, michelson_contrast, rms_contrast, weber_contrast
 from .contrast import _yx_last  # noqa: F401  (used by deepcontrast.plot)
 from .reference import detail_retention, nrmse, psnr, ssim
-from .tradeoff import image_metrics, iteration_tradeoff, suggest_n_iter
+from .tradeoff import image_metrics, intensity_stats, iteration_tradeoff, suggest_n_iter
 
 __all__ = [
     "rms_contrast",
@@ -33,6 +33,7 @@ __all__ = [
     "nrmse",
     "iteration_tradeoff",
     "image_metrics",
+    "intensity_stats",
     "suggest_n_iter",
     "CONTRAST_METRICS",
 ]

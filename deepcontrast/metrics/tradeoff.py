@@ -9,7 +9,8 @@ from .reference import detail_retention, nrmse, psnr, ssim
 log = logging.getLogger(__name__)
 
 
-def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize="affine", band=(1.0, 4.0)):
+def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize="affine", band=(1.0, 4.0),
+                       background=0.0):
     r"""Contrast gained and detail kept by each iteration, as a table (list of dicts).
 
     Row 0 is the raw image, row ``k`` the ``k``-th iterate. Each row holds
@@ -21,6 +22,10 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
       a restored image's mean approaches 0;
     * ``contrast_gain = rms_contrast(iterate) / rms_contrast(raw)`` (1 for the raw);
     * ``detail_retention = detail_retention(raw, iterate, band)`` (1 for the raw);
+    * the drift an iteration can hide behind a contrast gain (inside ``mask`` when given): the
+      ``mean`` intensity, the ``p99_5`` (99.5th percentile: the level of bright structures),
+      the ``min``, and ``below_background`` (True when the minimum is below ``background``
+      by more than 0.5% of the raw's intensity range: negative light);
     * with ``ground_truth``: ``psnr``, ``ssim``, ``nrmse`` (see :func:`psnr`).
 
     A metric that is undefined for an image (e.g. RMS contrast of an image with a negative
@@ -40,6 +45,8 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
         Normalization for the ground-truth metrics.
     band : (float, float)
         Band (px) of :func:`detail_retention`.
+    background : float
+        Intensity of no light (camera offset; default 0).
 
     Returns
     -------
@@ -62,12 +69,14 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
     rows = []
     for k, x in enumerate(images):
         row = {"iteration": k}
-        row.update(image_metrics(x, raw, mask=mask, ground_truth=ground_truth, normalize=normalize, band=band))
+        row.update(image_metrics(x, raw, mask=mask, ground_truth=ground_truth, normalize=normalize, band=band,
+                                 background=background))
         rows.append(row)
     return rows
 
 
-def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine", band=(1.0, 4.0), raw_rms=None):
+def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine", band=(1.0, 4.0), raw_rms=None,
+                  background=0.0):
     """The metrics of one row of :func:`iteration_tradeoff`: ``img`` measured against ``raw``.
 
     Parameters
@@ -78,13 +87,16 @@ def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine",
         As in :func:`iteration_tradeoff`.
     raw_rms : float, optional
         RMS contrast of the raw (within ``mask``), if already known.
+    background : float
+        Intensity of no light, for ``below_background`` (default 0).
 
     Returns
     -------
     dict
         ``rms_contrast``, ``michelson_contrast``, ``weber_contrast``, ``dcts``,
-        ``contrast_gain``, ``detail_retention`` and, with ``ground_truth``, ``psnr``, ``ssim``,
-        ``nrmse``; undefined values are None (with a logged warning).
+        ``contrast_gain``, ``detail_retention``, ``mean``, ``p99_5``, ``min``,
+        ``below_background`` and, with ``ground_truth``, ``psnr``, ``ssim``, ``nrmse``;
+        undefined values are None (with a logged warning).
 
     Raises
     ------
@@ -119,10 +131,43 @@ def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine",
     base = raw_rms if raw_rms is not None else safe("rms_contrast", rms_contrast, raw_pos, mask)
     out["contrast_gain"] = out["rms_contrast"] / base if base and out["rms_contrast"] is not None else None
     out["detail_retention"] = safe("detail_retention", detail_retention, raw, img, band)
+    out.update(intensity_stats(img, raw, mask=mask, background=background))
     if ground_truth is not None:
         for name, f in (("psnr", psnr), ("ssim", ssim), ("nrmse", nrmse)):
             out[name] = safe(name, f, img, ground_truth, normalize=normalize)
     return out
+
+
+def intensity_stats(img, raw, *, mask=None, background=0.0):
+    """Mean, 99.5th percentile and minimum of ``img`` (in ``mask``), and whether it goes below background.
+
+    Parameters
+    ----------
+    img, raw : array_like
+        The image and the raw image it came from (for the tolerance: 0.5% of the raw's range).
+    mask : array_like of bool, optional
+        Region (e.g. the deepest slices); default the whole image.
+    background : float
+        Intensity of no light.
+
+    Returns
+    -------
+    dict
+        ``mean``, ``p99_5``, ``min`` (floats) and ``below_background`` (bool).
+
+    Examples
+    --------
+    >>> intensity_stats(np.array([-1.0, 2.0, 5.0]), np.array([0.0, 2.0, 6.0]))['below_background']
+    True
+    """
+    x = np.asarray(img, np.float64)
+    raw = np.asarray(raw, np.float64)
+    if mask is not None:
+        x = x[np.asarray(mask, bool)]
+    tol = 0.005 * float(raw.max() - raw.min())
+    lo = float(x.min())
+    return {"mean": float(x.mean()), "p99_5": float(np.percentile(x, 99.5)), "min": lo,
+            "below_background": bool(lo < float(background) - tol)}
 
 
 def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02):
