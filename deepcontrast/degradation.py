@@ -80,7 +80,10 @@ class DeepTissueDegradation:
         the noise variance is ``signal / photons`` in intensity units (counts above 20 are
         drawn from the Gaussian limit of the Poisson law, same mean and variance). For images normalized to
         about [0, 1], 20-100 is typical. ``None`` (default) disables shot noise.
-        :meth:`calibrate` estimates it from your raw images.
+        :meth:`calibrate` estimates it from your raw images. Training data need noise: a
+        network trained on noise-free inputs gains nothing on real (noisy) images, so for
+        training use ``degradation='auto'`` (calibrated on your images) or set ``photons``
+        (training data made without any noise log a warning).
     read_noise : float
         Standard deviation of additive Gaussian noise, in image intensity units (default 0).
     out_of_focus : float

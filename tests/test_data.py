@@ -320,3 +320,15 @@ def test_save_settings_round_trip(tmp_path):
     p.write_text("{broken")
     with pytest.raises(ValueError, match="not valid JSON"):
         load_settings(tmp_path / "d.npz")
+
+
+def test_noise_free_training_degradation_warns_with_the_fix(caplog):
+    img = synthetic_tissue((32, 32), rng=0)[0]
+    with caplog.at_level("WARNING", logger="deepcontrast.data.transform"):
+        DegradedRawData.from_arrays([img], "YX", DeepTissueDegradation(), 20, rng=0)
+    assert "adds no noise" in caplog.text and "photons=" in caplog.text and "'auto'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="deepcontrast.data.transform"):
+        DegradedRawData.from_arrays([img], "YX", DeepTissueDegradation(photons=50), 20, rng=0)
+        DegradedRawData.from_arrays([img], "YX", DeepTissueDegradation(read_noise=0.01), 20, rng=0)
+    assert "adds no noise" not in caplog.text

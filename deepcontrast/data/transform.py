@@ -1,5 +1,6 @@
 """The forward model as a csbdeep ``Transform``, and the argument checks it shares with
 :class:`~deepcontrast.data.DegradedRawData`."""
+import logging
 import math
 
 import numpy as np
@@ -7,6 +8,8 @@ from csbdeep.data import Transform
 
 from .._axes import spatial_voxel_size
 from ..degradation import DeepTissueDegradation
+
+log = logging.getLogger(__name__)
 
 __all__ = ["deep_tissue_distortions"]
 
@@ -68,6 +71,7 @@ def deep_tissue_distortions(degradation, extra_depth, *, n_degradations=1, voxel
     (8, 1, 32, 32)
     """
     deg = as_degradation(degradation, allow_auto=False)
+    warn_if_noise_free(deg)
     lo, hi = check_extra_depth(extra_depth)
     n = check_n_degradations(n_degradations)
     depth = check_depth(depth)
@@ -91,6 +95,21 @@ def deep_tissue_distortions(degradation, extra_depth, *, n_degradations=1, voxel
 
 
 # -- argument checks shared with DegradedRawData --------------------------------------------
+def warn_if_noise_free(deg):
+    """Log a warning when training pairs would carry no noise (``photons=None``, ``read_noise=0``).
+
+    Noise decides whether the method helps: a network that never saw noise in its inputs
+    cannot tell noise from structure and amplifies it on real images (on the built-in sample,
+    3D route, the deepest third came out at 12.65 dB vs 12.84 dB for the raw).
+    """
+    if deg.photons is None and not deg.read_noise:
+        log.warning("the degradation adds no noise (photons=None, read_noise=0): a network trained on noise-free "
+                    "inputs gains nothing on noisy raw images. Give photons= (e.g. DeepTissueDegradation(photons=50)) "
+                    "or degradation='auto' to estimate your images' noise")
+        return True
+    return False
+
+
 def as_degradation(degradation, *, allow_auto=True):
     """A DeepTissueDegradation from an instance, a dict of parameters, or (if allowed) 'auto'."""
     if isinstance(degradation, DeepTissueDegradation):
