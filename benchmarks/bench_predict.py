@@ -67,15 +67,17 @@ def bench_prime_window_count(model, repeat, shape=(37, 256, 256)):
     tiles, max_batch, halo = model._plan(x.shape, None)
     n_jobs = x.shape[0] * int(np.prod(tiles))
     old_bs = max(d for d in range(1, min(max_batch, n_jobs) + 1) if n_jobs % d == 0)
+    n_calls = -(-n_jobs // max_batch)
+    new_bs = -(-n_jobs // n_calls)
     pob = model.keras_model.predict_on_batch
     t, y = best_times({
         "padded": lambda: predict_tiled(pob, x, tiles, halo, 4, n_channel_out=1, max_batch=max_batch),
         "divisor": lambda: predict_tiled(pob, x, tiles, halo, 4, n_channel_out=1, max_batch=old_bs),
     }, repeat)
     mpx = x[..., 0].size / 1e6
-    print(f"2D net on {shape[0]} planes {shape[1:]} ({n_jobs} windows, prime; {max_batch} per call)")
-    print(f"  padded last batch ({max_batch}/call)   : {mpx / t['padded']:6.3f} Mpixel/s")
-    print(f"  largest divisor ({old_bs}/call, former): {mpx / t['divisor']:6.3f} Mpixel/s")
+    print(f"2D net on {shape[0]} planes {shape[1:]} ({n_jobs} windows, prime; up to {max_batch} per call)")
+    print(f"  padded last batch ({n_calls} calls of {new_bs}) : {mpx / t['padded']:6.3f} Mpixel/s")
+    print(f"  largest divisor ({n_jobs // old_bs} calls of {old_bs}, former) : {mpx / t['divisor']:6.3f} Mpixel/s")
     print(f"  ratio padded/former         : {t['divisor'] / t['padded']:5.2f}  (target >= 2)")
     print(f"  max |padded - former| / range : {rel_dev(y['padded'], y['divisor']):.2e}")
 
