@@ -7,6 +7,7 @@ image's normalization (``normalizer.after``). So iterate k is the network applie
 the normalized raw, all iterates share the raw's intensity scale (comparable with each other
 and with the raw), and re-normalizing in between cannot undo the contrast change a step made.
 """
+import hashlib
 import logging
 
 import numpy as np
@@ -273,5 +274,8 @@ class PredictMixin:
 
 
 def _fingerprint(keras_model):
-    """Cheap identity of the current weights (changes when they are trained or loaded)."""
-    return tuple(float(np.asarray(w).ravel()[:64].sum()) for w in keras_model.weights)
+    """Digest of every value of the current weights (changes when they are trained or loaded)."""
+    h = hashlib.blake2b(digest_size=16)
+    for w in keras_model.weights:
+        h.update(np.ascontiguousarray(np.asarray(w)).tobytes())
+    return h.hexdigest()
