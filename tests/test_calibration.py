@@ -243,3 +243,14 @@ def test_auto_degradation_in_data_generation(clean3d, tmp_path):
     settings = data.load_settings(save)
     assert settings["degradation"] == json.loads(json.dumps(deg.to_dict()))
     assert settings["calibration"]["parameters"]["photons"]["estimated"]
+
+
+def test_noise_fit_attribute_access_follows_the_attribute_protocol():
+    from deepcontrast.calibration.noise import NoiseFit
+
+    fit = NoiseFit(photons=50.0, read_noise=0.01)
+    assert fit.photons == 50.0
+    assert not hasattr(fit, "no_such_key")
+    assert getattr(fit, "no_such_key", "default") == "default"
+    with pytest.raises(AttributeError, match="no_such_key"):
+        fit.no_such_key

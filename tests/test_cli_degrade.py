@@ -47,3 +47,28 @@ def test_degrade_bad_input(tmp_path, capsys):
     assert main(["degrade", str(bad), str(tmp_path / "o.tif"), "--axes", "YX", "--extra-depth", "5"]) == 1
     assert "bad.tif" in capsys.readouterr().err
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_error_is_one_line_and_verbose_shows_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(b"not a tiff")
+    args = ["degrade", str(bad), str(tmp_path / "o.tif"), "--axes", "YX", "--extra-depth", "5"]
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "bad.tif" in err and "Traceback" not in err
+    for flag in ("-v", "--debug"):
+        assert main([flag, *args]) == 1
+        err = capsys.readouterr().err
+        assert "bad.tif" in err and "Traceback" in err
+
+
+def test_ctrl_c_ends_with_message_and_status_130(tmp_path, capsys, monkeypatch):
+    import deepcontrast.cli.degrade as degrade
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(degrade, "run", interrupted)
+    assert main(["degrade", "a.tif", "b.tif", "--axes", "YX", "--extra-depth", "5"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err

@@ -94,3 +94,23 @@ def test_predict_missing_model(tmp_path, capsys):
     tifffile.imwrite(tmp_path / "d.tif", np.ones((16, 16), np.float32))
     assert main(["predict", str(tmp_path / "nope"), str(tmp_path / "d.tif"), "-o", str(tmp_path)]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def _tiny_data(folder, Y=None):
+    from csbdeep.io import save_training_data
+
+    if Y is None:
+        Y = np.random.default_rng(0).random((20, 1, 16, 16), dtype=np.float32)
+    save_training_data(folder / "data.npz", 0.5 * Y, Y, "SCYX")
+    (folder / "config.json").write_text(json.dumps(TINY))
+    return ["train", str(folder / "data.npz"), "--basedir", str(folder / "models"), "--steps", "2",
+            "--config-json", str(folder / "config.json")]
+
+
+def test_train_overwrite_starts_a_new_history(tmp_path):
+    args = _tiny_data(tmp_path)
+    assert main(args + ["--name", "m", "--epochs", "2"]) == 0
+    assert main(args + ["--name", "m", "--epochs", "1", "--overwrite"]) == 0
+    side = json.loads((tmp_path / "models" / "m" / "deepcontrast.json").read_text())
+    assert len(side["history"]) == 1
+    assert side["trainings"] == [{"interrupted": False, "epochs": 1}]

@@ -265,3 +265,25 @@ def test_short_training_on_synthetic_tissue_raises_deep_contrast(tmp_path):
     tiled = model.predict(observed, "ZYX", n_tiles=(1, 3, 3), n_iter=2)
     full = model.predict(observed, "ZYX", n_tiles=(1, 1, 1), n_iter=2)
     assert np.abs(tiled - full).max() <= 0.01 * (full.max() - full.min())
+
+
+def test_halo_cache_key_changes_with_any_weight(trained):
+    from deepcontrast.models.predict import _fingerprint
+
+    km = trained.keras_model
+    w0 = km.get_weights()
+    i = max(range(len(w0)), key=lambda k: w0[k].size)  # a kernel with far more than 64 values
+    try:
+        key0 = _fingerprint(km)
+        w = [a.copy() for a in w0]
+        w[i].ravel()[-1] += 1.0  # a value past the first 64 of the tensor
+        km.set_weights(w)
+        key1 = _fingerprint(km)
+        w = [a.copy() for a in w0]
+        w[i].ravel()[[0, 1]] = w[i].ravel()[[1, 0]]  # same sum of the first 64 values
+        km.set_weights(w)
+        key2 = _fingerprint(km)
+    finally:
+        km.set_weights(w0)
+    assert len({key0, key1, key2}) == 3
+    assert _fingerprint(km) == key0

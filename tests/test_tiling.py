@@ -57,7 +57,7 @@ def test_predict_tiled_3d_and_batches():
 
     out = predict_tiled(counting, x, (1, 3, 3), (4, 4, 4), 4, n_channel_out=1, max_batch=4)
     np.testing.assert_allclose(out, net(x), atol=1e-6)
-    assert sum(calls) == 9 and len(set(calls)) == 1  # 9 windows, equal batch shapes (3 x 3)
+    assert calls == [3, 3, 3]  # 9 windows spread evenly over the fewest calls of equal shape
 
 
 def test_measure_halo_finds_the_receptive_field_of_a_box_filter():
@@ -73,3 +73,19 @@ def test_auto_n_tiles_respects_budget():
     windows = [tile_layout(n, t, 8, 4)[0] for n, t in zip(shape, tiles)]
     assert bpv * np.prod(windows, dtype=float) <= 200e6
     assert auto_n_tiles(shape, (8, 8, 8), 4, bpv, budget_bytes=1e12) == (1, 1, 1)
+
+
+def test_predict_tiled_pads_last_batch_for_prime_window_count():
+    # 7 windows (prime) with up to 4 per call: 2 calls of 4 (the last one padded), not 7 calls of 1
+    rng = np.random.default_rng(3)
+    x = rng.random((1, 28, 16, 1), dtype=np.float32)
+    net = box_net(2)
+    calls = []
+
+    def counting(b):
+        calls.append(b.shape[0])
+        return net(b)
+
+    out = predict_tiled(counting, x, (7, 1), (4, 4), 4, n_channel_out=1, max_batch=4)
+    np.testing.assert_allclose(out, net(x), atol=1e-6)
+    assert calls == [4, 4]

@@ -68,7 +68,11 @@ class NoiseFit(dict):
     ``offset``, ``slope``, ``intercept``, ``status`` ('estimated', 'read-only', 'noise-free'), ``bins`` ({'mean': [...], 'var': [...]}) for the figure, ``n_blocks``.
     """
 
-    __getattr__ = dict.__getitem__
+    def __getattr__(self, key):
+        try:
+            return self[key]
+        except KeyError:
+            raise AttributeError(f"NoiseFit has no key {key!r}; keys: {', '.join(self)}") from None
 
 
 def local_mean_variance(plane, block=_BLOCK, return_structure=False):

@@ -9,6 +9,7 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 
 from ..version import __version__
 
@@ -24,7 +25,8 @@ def build_parser():
         "(DeepContrast, built on CSBDeep).",
     )
     parser.add_argument("--version", action="version", version=f"deepcontrast {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging details")
+    parser.add_argument("-v", "--verbose", "--debug", action="store_true",
+                        help="log debugging details and show the traceback of an error")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", dest="command")
     for name in SUBCOMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
@@ -43,9 +45,16 @@ def main(argv=None):
         return 2
     try:
         status = args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, OSError) as e:
+    except (ValueError, OSError) as e:  # FileNotFoundError/FileExistsError are OSErrors
+        if args.verbose:
+            traceback.print_exc()
         print(f"deepcontrast {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"deepcontrast {args.command}: interrupted", file=sys.stderr)
+        return 130
     return 0 if status is None else int(status)
 
 

@@ -1,5 +1,6 @@
 """``deepcontrast predict``: apply a trained model (iteratively) to TIFF files."""
 import sys
+import traceback
 from pathlib import Path
 
 from ._common import check_output, read_tiff, write_tiff
@@ -84,6 +85,8 @@ def run(args):
                 write_tiff(o, y, axes=axes)
             print(f"{inp} -> {', '.join(str(o) for o in outs.values())}")
         except (ValueError, OSError) as e:  # FileNotFoundError/FileExistsError are OSErrors
+            if getattr(args, "verbose", False):
+                traceback.print_exc()
             print(f"deepcontrast predict: failed: {inp}: {e}", file=sys.stderr)
             failed.append(inp)
     if failed:

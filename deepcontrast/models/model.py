@@ -38,7 +38,8 @@ class DeepContrast(PredictMixin, CARE):
     ----------
     config : Config or None
         Network configuration; ``None`` loads ``config.json`` and the weights from
-        ``basedir/name``.
+        ``basedir/name``. A config starts a new model: an existing ``deepcontrast.json`` in
+        the folder is replaced (its history and trainings belong to the old network).
     name : str or None
         Model name (folder name); a timestamp when ``None``.
     basedir : str, Path or None
@@ -65,8 +66,10 @@ class DeepContrast(PredictMixin, CARE):
             _check_model_folder(Path(basedir) / name)
         super().__init__(config, name=name, basedir=basedir)
         self._halo_cache = {}
-        self._side = self._load_side()
-        if config is not None:
+        if config is None:
+            self._side = self._load_side()
+        else:  # a new network: history and trainings of an earlier model in this folder do not apply
+            self._side = {"history": []}
             self._save_side()
 
     @property

@@ -11,6 +11,7 @@ Physical iterates (default): after every network pass, no value goes below the b
 each plane (2D network) or volume (3D network) keeps the light above the background of the
 pass's input (:mod:`deepcontrast.models.physical`); ``physical=False`` gives the bare network.
 """
+import hashlib
 import logging
 
 import numpy as np
@@ -326,5 +327,8 @@ class PredictMixin:
 
 
 def _fingerprint(keras_model):
-    """Cheap identity of the current weights (changes when they are trained or loaded)."""
-    return tuple(float(np.asarray(w).ravel()[:64].sum()) for w in keras_model.weights)
+    """Digest of every value of the current weights (changes when they are trained or loaded)."""
+    h = hashlib.blake2b(digest_size=16)
+    for w in keras_model.weights:
+        h.update(np.ascontiguousarray(np.asarray(w)).tobytes())
+    return h.hexdigest()

@@ -188,9 +188,10 @@ def predict_tiled(predict_fn, x, n_tiles, halo, block, *, n_channel_out, max_bat
     """Predict ``x`` (``(B, *spatial, C)``, spatial sizes multiples of ``block``) tile by tile.
 
     All windows have the same shape (edge windows are shifted inwards instead of padded), so
-    the network is traced once; up to ``max_batch`` windows go through one call (the batch
-    size is the largest divisor of the tile count not above ``max_batch``, so every call has
-    the same shape); each core is written straight into the preallocated output.
+    the network is traced once; up to ``max_batch`` windows go through one call, and every call
+    has the same shape: the windows are spread evenly over the fewest calls, and the last batch
+    is filled up (with windows of the previous one, whose outputs are discarded), so fewer
+    windows than calls are wasted. Each core is written straight into the preallocated output.
 
     Parameters
     ----------
@@ -229,7 +230,8 @@ def predict_tiled(predict_fn, x, n_tiles, halo, block, *, n_channel_out, max_bat
     window = tuple(w for w, _ in layouts)
     jobs = [(b,) + combo for b in range(x.shape[0]) for combo in np.ndindex(*[len(t) for _, t in layouts])]
     n_jobs = len(jobs)
-    bs = max(d for d in range(1, min(max_batch, n_jobs) + 1) if n_jobs % d == 0)
+    n_calls = -(-n_jobs // max(1, int(max_batch)))
+    bs = -(-n_jobs // n_calls)
     buf = np.empty((bs,) + window + (x.shape[-1],), np.float32)
     for start in range(0, n_jobs, bs):
         batch = jobs[start:start + bs]
