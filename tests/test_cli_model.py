@@ -83,6 +83,24 @@ def test_predict_matches_python_api(trained, tmp_path):
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "c_iter3.tif"), model.predict(img, "YX", n_iter=3))
 
 
+def test_predict_background_and_no_physical_match_python_api(trained, tmp_path):
+    from deepcontrast.models import DeepContrast
+
+    img = (np.random.default_rng(3).random((16, 20)) * 50 + 100).astype(np.float32)
+    tifffile.imwrite(tmp_path / "d.tif", img)
+    model = DeepContrast(None, "m", basedir=trained / "models")
+    m = str(trained / "models" / "m")
+    assert main(["predict", m, str(tmp_path / "d.tif"), "-o", str(tmp_path / "a"), "--n-iter", "2",
+                 "--background", "100"]) == 0
+    out = tifffile.imread(tmp_path / "a" / "d_iter2.tif")
+    np.testing.assert_array_equal(out, model.predict(img, "YX", n_iter=2, background=100.0))
+    assert out.min() >= 100 - 1e-3
+    assert main(["predict", m, str(tmp_path / "d.tif"), "-o", str(tmp_path / "b"), "--n-iter", "2",
+                 "--no-physical"]) == 0
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "b" / "d_iter2.tif"),
+                                  model.predict(img, "YX", n_iter=2, physical=False))
+
+
 def test_predict_bad_n_tiles_fails(trained, tmp_path, capsys):
     tifffile.imwrite(tmp_path / "d.tif", np.ones((16, 16), np.float32))
     assert main(["predict", str(trained / "models" / "m"), str(tmp_path / "d.tif"), "-o", str(tmp_path),

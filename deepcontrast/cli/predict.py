@@ -23,6 +23,12 @@ def add_parser(sub):
                    help="'auto' (fit the memory budget) or tiles per axis of the input, e.g. 1,4,4")
     p.add_argument("--memory-mb", type=float, default=None,
                    help="memory budget (MiB) per network call for --n-tiles auto (default: model config, 2048)")
+    p.add_argument("--background", type=float, default=None,
+                   help="intensity of no light in the inputs (camera offset); iterates never go below it "
+                        "(default: the training data's background, 0 when unknown)")
+    p.add_argument("--no-physical", dest="physical", action="store_false",
+                   help="return the bare network output: no floor at the background, light not kept per "
+                        "plane/volume (iterates may drift darker and below the background)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=run)
 
@@ -77,10 +83,11 @@ def run(args):
             if not args.axes and len(axes) != img.ndim:
                 raise ValueError(f"image has {img.ndim} dimensions {img.shape}; pass --axes (e.g. ZYX)")
             n_tiles = parse_n_tiles(args.n_tiles, img.ndim)
+            kw = dict(n_tiles=n_tiles, physical=args.physical, background=args.background)
             if args.save_all_iterations:
-                iterates = model.predict_iterative(img, axes, args.n_iter, n_tiles=n_tiles)
+                iterates = model.predict_iterative(img, axes, args.n_iter, **kw)
             else:
-                iterates = [model.predict(img, axes, n_tiles=n_tiles, n_iter=args.n_iter)]
+                iterates = [model.predict(img, axes, n_iter=args.n_iter, **kw)]
             for o, y in zip(outs.values(), iterates):
                 write_tiff(o, y, axes=axes)
             print(f"{inp} -> {', '.join(str(o) for o in outs.values())}")
