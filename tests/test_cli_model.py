@@ -114,3 +114,22 @@ def test_train_overwrite_starts_a_new_history(tmp_path):
     side = json.loads((tmp_path / "models" / "m" / "deepcontrast.json").read_text())
     assert len(side["history"]) == 1
     assert side["trainings"] == [{"interrupted": False, "epochs": 1}]
+
+
+def test_predict_carries_voxel_size_and_unit(trained, tmp_path):
+    img = (np.random.default_rng(3).random((16, 20)) * 50).astype(np.float32)
+    tifffile.imwrite(tmp_path / "s.tif", img, imagej=True, resolution=(4.0, 4.0),
+                     metadata={"axes": "YX", "unit": "um"})
+    assert main(["predict", str(trained / "models" / "m"), str(tmp_path / "s.tif"), "-o", str(tmp_path / "o")]) == 0
+    with tifffile.TiffFile(tmp_path / "o" / "s_iter1.tif") as tif:
+        assert tif.pages[0].tags["XResolution"].value == (4, 1)
+        assert tif.imagej_metadata["unit"] == "um"
+
+
+def test_predict_truncated_tiff_names_the_file(trained, tmp_path, capsys):
+    full = tmp_path / "full.tif"
+    tifffile.imwrite(full, np.ones((5, 64, 64), np.float32), imagej=True, metadata={"axes": "ZYX"})
+    (tmp_path / "cut.tif").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert main(["predict", str(trained / "models" / "m"), str(tmp_path / "cut.tif"), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "cut.tif" in err and "truncated" in err and "pass --axes" not in err

@@ -72,7 +72,7 @@ def run(args):
             outs = output_paths(inp, args.output_dir, args.n_iter, args.save_all_iterations)
             for o in outs.values():
                 check_output(o, args.overwrite, inputs=args.inputs)
-            img = read_tiff(inp)
+            img, scale = read_tiff(inp, with_scale=True)
             axes = args.axes.upper() if args.axes else model.config.axes.replace("C", "")
             if not args.axes and len(axes) != img.ndim:
                 raise ValueError(f"image has {img.ndim} dimensions {img.shape}; pass --axes (e.g. ZYX)")
@@ -82,7 +82,7 @@ def run(args):
             else:
                 iterates = [model.predict(img, axes, n_tiles=n_tiles, n_iter=args.n_iter)]
             for o, y in zip(outs.values(), iterates):
-                write_tiff(o, y, axes=axes)
+                write_tiff(o, y, axes=axes, scale=scale)
             print(f"{inp} -> {', '.join(str(o) for o in outs.values())}")
         except (ValueError, OSError) as e:  # FileNotFoundError/FileExistsError are OSErrors
             if getattr(args, "verbose", False):
