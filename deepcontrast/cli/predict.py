@@ -3,6 +3,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from ..internals.model_folder import check_model_folder
 from ._common import check_output, read_tiff, write_tiff
 
 
@@ -53,8 +54,7 @@ def run(args):
     if args.n_iter < 1:
         raise ValueError(f"--n-iter must be >= 1, got {args.n_iter}")
     model_dir = Path(args.model)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model folder {model_dir} does not exist")
+    check_model_folder(model_dir)
     names = [Path(i).name for i in args.inputs]
     if len(set(names)) != len(names):
         raise ValueError("inputs have the same file name, so their outputs would collide; predict them separately")
