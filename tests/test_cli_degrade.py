@@ -72,3 +72,57 @@ def test_ctrl_c_ends_with_message_and_status_130(tmp_path, capsys, monkeypatch):
     assert main(["degrade", "a.tif", "b.tif", "--axes", "YX", "--extra-depth", "5"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "Traceback" not in err
+
+
+def _imagej_stack(path, shape=(4, 32, 32)):
+    img = np.random.default_rng(0).random(shape).astype(np.float32)
+    tifffile.imwrite(path, img, imagej=True, resolution=(2.0, 2.0),
+                     metadata={"axes": "ZYX"[-len(shape):], "spacing": 3.0, "unit": "um"})
+    return img
+
+
+def _scale(path):
+    with tifffile.TiffFile(path) as tif:
+        meta = tif.imagej_metadata or {}
+        return tif.pages[0].tags["XResolution"].value, meta.get("spacing"), meta.get("unit")
+
+
+def test_degrade_carries_voxel_size_and_unit(tmp_path):
+    src = tmp_path / "in.tif"
+    _imagej_stack(src)
+    assert main(["degrade", str(src), str(tmp_path / "a.tif"), "--axes", "ZYX", "--extra-depth", "5"]) == 0
+    assert _scale(tmp_path / "a.tif") == ((2, 1), 3.0, "um")
+    assert main(["degrade", str(src), str(tmp_path / "b.tif"), "--axes", "ZYX", "--extra-depth", "5",
+                 "--voxel-size", "2,0.25,0.25"]) == 0
+    assert _scale(tmp_path / "b.tif") == ((4, 1), 2.0, "um")
+
+
+def test_degrade_single_plane_stack_reads_back_as_zyx(tmp_path):
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.ones((1, 48, 48), np.float32), metadata={"axes": "ZYX"})
+    assert main(["degrade", str(src), str(tmp_path / "o.tif"), "--axes", "ZYX", "--extra-depth", "5"]) == 0
+    assert tifffile.imread(tmp_path / "o.tif").shape == (1, 48, 48)
+
+
+def test_truncated_tiff_is_a_read_error_naming_the_file(tmp_path, capsys):
+    src = tmp_path / "full.tif"
+    _imagej_stack(src, (5, 64, 64))
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    assert main(["degrade", str(cut), str(tmp_path / "o.tif"), "--axes", "ZYX", "--extra-depth", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "cut.tif" in err and "truncated" in err
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_outputs_respect_the_umask(tmp_path):
+    import os
+
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.ones((16, 16), np.float32))
+    old = os.umask(0o022)
+    try:
+        assert main(["degrade", str(src), str(tmp_path / "o.tif"), "--axes", "YX", "--extra-depth", "5"]) == 0
+    finally:
+        os.umask(old)
+    assert (tmp_path / "o.tif").stat().st_mode & 0o777 == 0o644

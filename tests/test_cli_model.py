@@ -132,3 +132,45 @@ def test_train_overwrite_starts_a_new_history(tmp_path):
     side = json.loads((tmp_path / "models" / "m" / "deepcontrast.json").read_text())
     assert len(side["history"]) == 1
     assert side["trainings"] == [{"interrupted": False, "epochs": 1}]
+
+
+def test_predict_carries_voxel_size_and_unit(trained, tmp_path):
+    img = (np.random.default_rng(3).random((16, 20)) * 50).astype(np.float32)
+    tifffile.imwrite(tmp_path / "s.tif", img, imagej=True, resolution=(4.0, 4.0),
+                     metadata={"axes": "YX", "unit": "um"})
+    assert main(["predict", str(trained / "models" / "m"), str(tmp_path / "s.tif"), "-o", str(tmp_path / "o")]) == 0
+    with tifffile.TiffFile(tmp_path / "o" / "s_iter1.tif") as tif:
+        assert tif.pages[0].tags["XResolution"].value == (4, 1)
+        assert tif.imagej_metadata["unit"] == "um"
+
+
+def test_predict_truncated_tiff_names_the_file(trained, tmp_path, capsys):
+    full = tmp_path / "full.tif"
+    tifffile.imwrite(full, np.ones((5, 64, 64), np.float32), imagej=True, metadata={"axes": "ZYX"})
+    (tmp_path / "cut.tif").write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    assert main(["predict", str(trained / "models" / "m"), str(tmp_path / "cut.tif"), "-o", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err
+    assert "cut.tif" in err and "truncated" in err and "pass --axes" not in err
+
+
+def test_train_refuses_nan_data(tmp_path, capsys):
+    Y = np.random.default_rng(0).random((20, 1, 16, 16), dtype=np.float32)
+    Y[3, 0, 2, 2] = np.nan
+    args = _tiny_data(tmp_path, Y)
+    assert main(args + ["--name", "m", "--epochs", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "NaN" in err and "training data" in err
+    assert not any((tmp_path / "models").glob("m/*.h5"))
+
+
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_corrupt_model_config_is_named(trained, tmp_path, capsys, command):
+    import shutil
+
+    folder = tmp_path / "m"
+    shutil.copytree(trained / "models" / "m", folder)
+    (folder / "config.json").write_text("garbage")
+    tifffile.imwrite(tmp_path / "d.tif", np.ones((16, 16), np.float32))
+    args = ["predict", str(folder), str(tmp_path / "d.tif"), "-o", str(tmp_path / "o")]
+    assert main(args if command == "predict" else ["export", str(folder)]) == 1
+    assert "config.json is not valid JSON" in capsys.readouterr().err

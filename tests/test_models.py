@@ -287,3 +287,72 @@ def test_halo_cache_key_changes_with_any_weight(trained):
         km.set_weights(w0)
     assert len({key0, key1, key2}) == 3
     assert _fingerprint(km) == key0
+
+
+# ----- bad input and faults ------------------------------------------------------------------
+
+def saved_model(basedir, name="m"):
+    model = DeepContrast(Config("YX", **TINY), name, basedir=basedir)
+    model.keras_model.save_weights(str(model.logdir / "weights_best.h5"))
+    return model
+
+
+@pytest.mark.parametrize("which", ["X", "Y", "X_val"])
+def test_training_data_with_nan_is_refused(tmp_path, which):
+    model = DeepContrast(Config("YX", **TINY), "m", basedir=tmp_path)
+    X, Y = pairs()
+    data = {"X": X[:9], "Y": Y[:9], "X_val": X[9:], "Y_val": Y[9:]}
+    data[which] = data[which].copy()
+    data[which][0, 3, 3, 0] = np.nan
+    with pytest.raises(ValueError, match=f"{which} .*1 NaN/Inf"):
+        model.train(data["X"], data["Y"], validation_data=(data["X_val"], data["Y_val"]))
+
+
+def test_non_finite_loss_stops_training_without_saving_nan_weights(tmp_path):
+    model = DeepContrast(Config("YX", **TINY), "m", basedir=tmp_path)
+    X, Y = pairs()
+    X = np.full_like(X, 3e38)  # overflows the activations: the loss becomes NaN
+    with pytest.raises(ValueError, match="loss became"):
+        model.train(X[:9], Y[:9], validation_data=(X[9:], Y[9:]))
+    assert not (tmp_path / "m" / "weights_last.h5").exists()
+    side = json.loads((tmp_path / "m" / "deepcontrast.json").read_text())
+    assert side["trainings"][-1]["diverged"] is True
+
+
+def test_nan_weights_are_refused_on_load(tmp_path):
+    model = saved_model(tmp_path)
+    model.keras_model.set_weights([np.full_like(w, np.nan) for w in model.keras_model.get_weights()])
+    model.keras_model.save_weights(str(model.logdir / "weights_best.h5"))
+    with pytest.raises(ValueError, match="weights_best.h5 .*NaN"):
+        DeepContrast(None, "m", basedir=tmp_path)
+
+
+def test_corrupt_config_json_is_named(tmp_path):
+    saved_model(tmp_path)
+    (tmp_path / "m" / "config.json").write_text('{"axes": "YX", "n_dim"')
+    with pytest.raises(ValueError, match="config.json is not valid JSON"):
+        DeepContrast(None, "m", basedir=tmp_path)
+
+
+def test_truncated_weights_are_named(tmp_path):
+    saved_model(tmp_path)
+    w = tmp_path / "m" / "weights_best.h5"
+    w.write_bytes(w.read_bytes()[:1000])
+    with pytest.raises(ValueError, match="weights_best.h5"):
+        DeepContrast(None, "m", basedir=tmp_path)
+
+
+def test_unreadable_side_file_is_an_error_and_kept(tmp_path):
+    saved_model(tmp_path)
+    side = tmp_path / "m" / "deepcontrast.json"
+    side.write_text("{garbage")
+    with pytest.raises(ValueError, match="deepcontrast.json"):
+        DeepContrast(None, "m", basedir=tmp_path)
+    assert side.read_text() == "{garbage"
+
+
+def test_diverging_iterations_stop_with_a_message(tmp_path):
+    model = saved_model(tmp_path)
+    model.keras_model.predict_on_batch = lambda b: np.asarray(b) * 50.0 + 1.0
+    with pytest.raises(ValueError, match="iteration [0-9]+ diverged"):
+        model.predict(image(), "YX", n_iter=30)

@@ -2,7 +2,7 @@
 import os
 from pathlib import Path
 
-from .._io import atomic_write, read_tiff, write_tiff  # noqa: F401 (re-exported for the subcommands)
+from ..internals.tiff import read_tiff, write_tiff  # noqa: F401 (re-exported for the subcommands)
 
 
 def parse_floats(text, name):

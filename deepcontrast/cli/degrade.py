@@ -26,9 +26,12 @@ def run(args):
     from ..degradation import DeepTissueDegradation
 
     out = check_output(args.output, args.overwrite, inputs=[args.input])
-    img = read_tiff(args.input)
+    img, scale = read_tiff(args.input, with_scale=True)
     vs = parse_floats(args.voxel_size, "--voxel-size") if args.voxel_size else None
     deg = DeepTissueDegradation(photons=args.photons, read_noise=args.read_noise)
     y = deg(img, args.axes, args.extra_depth, depth=args.depth, voxel_size=vs, surface=args.surface, rng=args.seed)
-    write_tiff(out, y, axes=args.axes.upper())
+    axes = args.axes.upper()
+    if vs is not None:  # the forward model used these sizes (um): so does the output's calibration
+        scale = dict(zip([a for a in axes if a in "ZYX"], vs), unit="um")
+    write_tiff(out, y, axes=axes, scale=scale)
     print(f"wrote {out} ({y.shape}, float32)")

@@ -1,6 +1,7 @@
 """``deepcontrast evaluate``: iterations vs raw vs CLAHE / Richardson-Lucy, as a report folder."""
 from pathlib import Path
 
+from ..internals.model_folder import check_model_folder
 from ._common import parse_floats, read_tiff
 
 
@@ -30,8 +31,7 @@ def run(args):
     from ..evaluate import _check_targets, evaluate_model, format_table
 
     folder = Path(args.model)
-    if not (folder / "config.json").is_file():
-        raise FileNotFoundError(f"{folder} is not a model folder (no config.json); pass e.g. models/my_model")
+    check_model_folder(folder)
     out = Path(args.output)
     for inp in [args.input, args.ground_truth, folder]:
         if inp is not None and Path(inp).resolve() == out.resolve():

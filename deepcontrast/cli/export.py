@@ -1,6 +1,7 @@
 """``deepcontrast export``: write a trained model for Fiji (CSBDeep plugin) or bioimage.io."""
 from pathlib import Path
 
+from ..internals.model_folder import check_model_folder
 from ._common import check_output
 
 FORMATS = ("fiji", "bioimageio")
@@ -28,20 +29,9 @@ def add_parser(sub):
     p.set_defaults(func=run)
 
 
-def _check_model_dir(folder):
-    if not folder.is_dir():
-        raise FileNotFoundError(f"model folder {folder} does not exist; pass the folder that holds config.json")
-    if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"model folder {folder} has no config.json; is it a DeepContrast/CSBDeep model folder?")
-    if not any(folder.glob("*.h5")) and not any(folder.glob("*.hdf5")):
-        raise FileNotFoundError(
-            f"model folder {folder} has no weights (weights_best.h5 / weights_last.h5); train the model first"
-        )
-
-
 def run(args):
     folder = Path(args.model)
-    _check_model_dir(folder)
+    check_model_folder(folder)
     if args.output is None:
         out = folder / ("TF_SavedModel.zip" if args.format == "fiji" else f"{folder.resolve().name}.bioimageio.zip")
     else:

@@ -3,6 +3,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from ..internals.model_folder import check_model_folder
 from ._common import check_output, read_tiff, write_tiff
 
 
@@ -59,8 +60,7 @@ def run(args):
     if args.n_iter < 1:
         raise ValueError(f"--n-iter must be >= 1, got {args.n_iter}")
     model_dir = Path(args.model)
-    if not model_dir.is_dir():
-        raise FileNotFoundError(f"model folder {model_dir} does not exist")
+    check_model_folder(model_dir)
     names = [Path(i).name for i in args.inputs]
     if len(set(names)) != len(names):
         raise ValueError("inputs have the same file name, so their outputs would collide; predict them separately")
@@ -78,7 +78,7 @@ def run(args):
             outs = output_paths(inp, args.output_dir, args.n_iter, args.save_all_iterations)
             for o in outs.values():
                 check_output(o, args.overwrite, inputs=args.inputs)
-            img = read_tiff(inp)
+            img, scale = read_tiff(inp, with_scale=True)
             axes = args.axes.upper() if args.axes else model.config.axes.replace("C", "")
             if not args.axes and len(axes) != img.ndim:
                 raise ValueError(f"image has {img.ndim} dimensions {img.shape}; pass --axes (e.g. ZYX)")
@@ -89,7 +89,7 @@ def run(args):
             else:
                 iterates = [model.predict(img, axes, n_iter=args.n_iter, **kw)]
             for o, y in zip(outs.values(), iterates):
-                write_tiff(o, y, axes=axes)
+                write_tiff(o, y, axes=axes, scale=scale)
             print(f"{inp} -> {', '.join(str(o) for o in outs.values())}")
         except (ValueError, OSError) as e:  # FileNotFoundError/FileExistsError are OSErrors
             if getattr(args, "verbose", False):

@@ -2,6 +2,8 @@
 import json
 from pathlib import Path
 
+from ..internals.model_folder import weight_files
+
 
 def add_parser(sub):
     p = sub.add_parser(
@@ -75,7 +77,7 @@ def run(args):
         model = DeepContrast(None, args.name, basedir=args.basedir)
     else:
         if args.overwrite and folder.exists():
-            for f in folder.glob("*.h5"):
+            for f in weight_files(folder):
                 f.unlink()
         try:
             config = Config.from_training_data(data, **keys)

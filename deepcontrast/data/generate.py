@@ -12,8 +12,8 @@ from tqdm.auto import tqdm
 
 from .._axes import check_image_axes
 from ..degradation import DeepTissueDegradation
-from ._tiff import read_tiff, tiff_shape
-from .._io import atomic_write
+from ..internals.files import atomic_write
+from ..internals.tiff import read_tiff, tiff_shape
 from .settings import settings_path, save_settings
 from .transform import (as_degradation, check_depth, check_extra_depth, check_n_degradations, check_surface,
                         check_voxel_size, deep_tissue_distortions)
@@ -131,7 +131,7 @@ class DegradedRawData(RawData):
                 )
             files.extend(found)
         shapes = [tiff_shape(f, axes) for f in files]
-        loaders = [(str(f), (lambda f=f, shape=shape: read_tiff(f, shape)), shape) for f, shape in zip(files, shapes)]
+        loaders = [(str(f), (lambda f=f: read_tiff(f)), shape) for f, shape in zip(files, shapes)]
         desc = f"{basepath}: sources={[str(s) for s in source_dirs]}, axes='{axes}', pattern='{pattern}'"
 
         def calibration_images():

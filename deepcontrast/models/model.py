@@ -7,7 +7,9 @@ from pathlib import Path
 import numpy as np
 from csbdeep.models import CARE
 
-from .._io import atomic_write, to_jsonable
+from ..internals.checks import check_finite
+from ..internals.files import read_json, write_json
+from ..internals.model_folder import check_model_folder, weight_files
 from ..version import __version__
 from .config import Config, _tensorboard_available
 from .physical import model_background
@@ -63,7 +65,7 @@ class DeepContrast(PredictMixin, CARE):
 
     def __init__(self, config, name=None, basedir="."):
         if config is None and basedir is not None and name is not None:
-            _check_model_folder(Path(basedir) / name)
+            check_model_folder(Path(basedir) / name)
         super().__init__(config, name=name, basedir=basedir)
         self._halo_cache = {}
         if config is None:
@@ -117,11 +119,11 @@ class DeepContrast(PredictMixin, CARE):
         if self.basedir is None:
             return {"history": []}
         p = self.logdir / SIDE_FILE
-        if p.exists():
-            try:
-                return json.loads(p.read_text())
-            except ValueError:
-                warnings.warn(f"ignoring unreadable {p}")
+        if p.exists():  # an unreadable one is an error (naming the file), never silently replaced
+            side = read_json(p, what="DeepContrast side file (training history, data settings)")
+            if not isinstance(side, dict):
+                raise ValueError(f"{p} must hold a JSON object; restore it from a backup or delete it")
+            return side
         return {"history": []}
 
     def _save_side(self):
@@ -129,21 +131,26 @@ class DeepContrast(PredictMixin, CARE):
         self._side["degradation_settings"] = self.config.degradation_settings
         if self.basedir is None:
             return
-        p = self.logdir / SIDE_FILE
-        text = json.dumps(to_jsonable(self._side), indent=2)
-        atomic_write(p, lambda tmp: Path(tmp).write_text(text))
+        write_json(self.logdir / SIDE_FILE, self._side)
 
     def _find_and_load_weights(self, prefer="best"):
         if self.basedir is None:
             return
-        files = sorted(self.logdir.glob("*.h5"), key=lambda f: f.stat().st_mtime, reverse=True)
-        files = [f for f in files if f.name != self.config.train_checkpoint_epoch]
+        files = [f for f in weight_files(self.logdir) if f.name != self.config.train_checkpoint_epoch]
         if not files:
             warnings.warn(f"no network weights (*.h5) in {self.logdir}")
             return
         chosen = next((f for f in files if prefer in f.name), files[0])
         logger.info("loading network weights from %s", chosen)
-        self.load_weights(chosen.name)
+        try:
+            self.load_weights(chosen.name)
+        except (OSError, ValueError) as e:
+            raise ValueError(f"cannot load network weights {chosen} ({type(e).__name__}: {e}); the file is "
+                             "corrupt or truncated: delete it (another weights file is used) or retrain") from None
+        n_bad = sum(int(np.size(w) - np.count_nonzero(np.isfinite(w))) for w in self.keras_model.get_weights())
+        if n_bad:
+            raise ValueError(f"network weights {chosen} hold {n_bad} NaN/Inf values (the training diverged); "
+                             "retrain the model (check the training data and train_learning_rate)")
 
     # ----- training ------------------------------------------------------------------------
 
@@ -157,6 +164,7 @@ class DeepContrast(PredictMixin, CARE):
             self.config.train_tensorboard = False
         super().prepare_for_training(optimizer=optimizer, **kwargs)
         self.callbacks.append(_HistoryCallback(self))
+        self.callbacks.insert(0, _NonFiniteLossCallback())
 
     def train(self, X, Y, validation_data, epochs=None, steps_per_epoch=None, augmenter=None):
         """Train the network (from its current weights, so a loaded model continues training).
@@ -192,17 +200,24 @@ class DeepContrast(PredictMixin, CARE):
         ValueError
             Shapes that do not fit the network (from csbdeep).
         """
+        for name, arr in zip(("X", "Y", "X_val", "Y_val"), (X, Y) + tuple(validation_data)):
+            check_finite(arr, f"training data {name}")
         self._halo_cache.clear()
         try:
             history = super().train(X, Y, validation_data, epochs=epochs,
                                     steps_per_epoch=steps_per_epoch, augmenter=augmenter)
+        except NonFiniteLoss as e:
+            self._halo_cache.clear()
+            self._remove_epoch_checkpoint()
+            self._side.setdefault("trainings", []).append({"interrupted": True, "diverged": True})
+            self._save_side()
+            raise ValueError(f"training stopped: {e}; no weights were saved from this point. Check the training "
+                             "data (value range) or lower train_learning_rate") from None
         except KeyboardInterrupt:
             self._halo_cache.clear()
             if self.basedir is not None:
                 self.keras_model.save_weights(str(self.logdir / self.config.train_checkpoint_last))
-                tmp = self.logdir / str(self.config.train_checkpoint_epoch)
-                if self.config.train_checkpoint_epoch and tmp.exists():
-                    tmp.unlink()
+                self._remove_epoch_checkpoint()
                 self._side.setdefault("trainings", []).append({"interrupted": True})
                 self._save_side()
                 logger.warning("training interrupted; saved the current weights to %s",
@@ -212,6 +227,11 @@ class DeepContrast(PredictMixin, CARE):
         self._side.setdefault("trainings", []).append({"interrupted": False, "epochs": len(history.epoch)})
         self._save_side()
         return history
+
+    def _remove_epoch_checkpoint(self):
+        tmp = self.logdir / str(self.config.train_checkpoint_epoch) if self.basedir is not None else None
+        if self.config.train_checkpoint_epoch and tmp is not None and tmp.exists():
+            tmp.unlink()
 
     # ----- export (implemented in deepcontrast.export) -----------------------------------
 
@@ -253,14 +273,26 @@ class DeepContrast(PredictMixin, CARE):
         return f"├─ Degradation settings: {'yes' if self.degradation_settings else 'none'}\n"
 
 
-def _check_model_folder(folder):
-    if not folder.is_dir():
-        raise FileNotFoundError(f"model folder {folder} does not exist; check name and basedir")
-    if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"model folder {folder} has no config.json; is it a CSBDeep/DeepContrast model folder?")
-    if not any(folder.glob("*.h5")):
-        raise FileNotFoundError(f"model folder {folder} has no weights (weights_best.h5 / weights_last.h5); "
-                                "train the model first")
+class NonFiniteLoss(ArithmeticError):
+    """The training loss became NaN or Inf."""
+
+
+def _NonFiniteLossCallback():
+    """Keras callback that stops training (raising :class:`NonFiniteLoss`) at a NaN/Inf loss.
+
+    It raises before any later checkpoint, so weights from a diverged step are never saved.
+    """
+    from csbdeep.utils.tf import keras_import
+
+    Callback = keras_import("callbacks", "Callback")
+
+    class NonFiniteLossCallback(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            loss = (logs or {}).get("loss")
+            if loss is not None and not np.isfinite(float(loss)):
+                raise NonFiniteLoss(f"the loss became {float(loss)} at batch {batch}")
+
+    return NonFiniteLossCallback()
 
 
 def _make_history_callback():

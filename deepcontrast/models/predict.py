@@ -19,6 +19,7 @@ from csbdeep.data import PadAndCropResizer, PercentileNormalizer
 from csbdeep.internals.predict import tile_overlap
 
 from .._axes import check_image_axes
+from ..internals.checks import check_iterate
 from .normalize import SlicePercentileNormalizer
 from .physical import normalized_background, physical_step
 from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled
@@ -32,6 +33,8 @@ _DEFAULT_RESIZER = PadAndCropResizer()
 TILE_TOLERANCE = 0.01
 #: the halo is chosen so the probes deviate by at most this fraction of the tolerance
 HALO_SAFETY = 0.5
+#: an iterate beyond this multiple of the normalized raw's largest value (at least 1) has diverged
+DIVERGENCE_FACTOR = 100.0
 
 
 class PredictMixin:
@@ -86,7 +89,8 @@ class PredictMixin:
         ValueError
             Axes that do not match the image or the model, an image smaller than the
             network's minimum along a spatial axis, NaN/Inf values, ``n_iter < 1``, a
-            non-finite ``background``.
+            non-finite ``background``; an iteration that diverged (NaN/Inf, or beyond
+            ``DIVERGENCE_FACTOR`` times the normalized raw's largest value).
 
         Examples
         --------
@@ -204,9 +208,10 @@ class PredictMixin:
             from tqdm.auto import tqdm
 
             pbar = tqdm(total=n_windows * n_iter, desc="predict", unit="tile", disable=n_windows * n_iter < 4)
+        bound = DIVERGENCE_FACTOR * max(1.0, float(np.max(np.abs(x))))
         try:
-            for _ in range(n_iter):
-                x = self._net_step(x, tiles, halo, max_batch, pbar, floor=floor)
+            for k in range(1, n_iter + 1):
+                x = check_iterate(self._net_step(x, tiles, halo, max_batch, pbar, floor=floor), bound, k)
                 yield undo(self._from_net(x, net_axes, normalizer, resizer))
         finally:
             if pbar is not None:
