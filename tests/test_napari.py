@@ -102,6 +102,8 @@ def test_sample_loads_observed_and_clean_truth(viewer):
 
 
 def test_restore_layers_equal_predict_iterative_and_plot_holds_tradeoff(viewer, qtbot, tmp_path, sample):
+    import tifffile
+
     from deepcontrast.models import DeepContrast
 
     observed, _ = _add_sample(viewer, sample)
@@ -124,46 +126,46 @@ def test_restore_layers_equal_predict_iterative_and_plot_holds_tradeoff(viewer, 
     w.plot.on_select(2)
     assert [lay.visible for lay in [observed] + w.result_layers] == [False, False, True, False]
     assert w.shown.value == 2
-
-
-def test_save_writes_the_shown_iterate_never_over_input(viewer, qtbot, tmp_path, sample):
-    import tifffile
-
-    observed, _ = _add_sample(viewer, sample)
-    w = _restore(qtbot, viewer, _tiny_model(tmp_path), observed, n_iter=2)
-    _wait(qtbot, w)
-    w.shown.value = 1
+    # saving: the shown iterate, atomically; an existing file (or the input) is never overwritten
     out = tmp_path / "restored.tif"
     w.save_path.value = out
     w.save()
-    np.testing.assert_array_equal(tifffile.imread(out), w.result_layers[0].data)
+    np.testing.assert_array_equal(tifffile.imread(out), w.result_layers[1].data)
     before = out.read_bytes()
-    w.shown.value = 2
-    w.save()  # the file exists now: refused, unchanged
+    w.shown.value = 3
+    w.save()
     assert "exists" in w.message.value and out.read_bytes() == before
 
 
-def test_3d_model_on_2d_layer_is_a_message_not_a_crash(viewer, qtbot, tmp_path):
+def test_bad_models_are_messages_not_crashes(viewer, qtbot, tmp_path):
     plane = viewer.add_image(np.random.default_rng(0).random((32, 32)).astype(np.float32), name="plane")
-    w = _restore(qtbot, viewer, _tiny_model(tmp_path, "ZYX", "tiny3d"), plane)
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "config.json").write_text("{not json")
+    (corrupt / "weights_best.h5").write_bytes(b"not hdf5")
+    model3d = _tiny_model(tmp_path, "ZYX", "tiny3d")
+    (model3d / "TF_SavedModel.zip").write_bytes(b"PK")  # an export in its model folder: the folder is loaded
+    cases = [(model3d, "the model is 3D (ZYX) but the layer's axes 'YX' have no Z"),
+             (tmp_path / "missing", "does not exist"),
+             (corrupt, "cannot load the model"),
+             (model3d / "TF_SavedModel.zip", "have no Z")]
+    w = None
+    for folder, expected in cases:
+        if w is None:
+            w = _restore(qtbot, viewer, folder, plane)
+        else:
+            w.model_path.value = folder
+            w.run()
+        _wait(qtbot, w)
+        assert w.message.value.startswith("failed:") and expected in w.message.value, w.message.value
+        assert w.result_layers == [] and len(viewer.layers) == 1
+    lone_zip = tmp_path / "elsewhere" / "model.zip"
+    lone_zip.parent.mkdir()
+    lone_zip.write_bytes(b"PK")
+    w.model_path.value = lone_zip
+    w.run()
     _wait(qtbot, w)
-    assert "3D" in w.message.value and "no Z" in w.message.value
-    assert w.result_layers == [] and len(viewer.layers) == 1
-
-
-@pytest.mark.parametrize("problem", ["missing", "corrupt"])
-def test_missing_or_corrupt_model_is_a_message(viewer, qtbot, tmp_path, problem):
-    plane = viewer.add_image(np.ones((32, 32), np.float32), name="plane")
-    folder = tmp_path / "model"
-    if problem == "corrupt":
-        folder.mkdir()
-        (folder / "config.json").write_text("{not json")
-        (folder / "weights_best.h5").write_bytes(b"not hdf5")
-    w = _restore(qtbot, viewer, folder, plane)
-    _wait(qtbot, w)
-    assert w.message.value.startswith("failed:")
-    assert ("does not exist" if problem == "missing" else "cannot load the model") in w.message.value
-    assert len(viewer.layers) == 1
+    assert "without its model folder" in w.message.value
 
 
 def test_cancel_adds_no_layer_and_allows_a_new_run(viewer, qtbot, tmp_path, sample):
