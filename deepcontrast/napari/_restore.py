@@ -23,7 +23,9 @@ STEPS = ("loading the model", "predicting", "measuring contrast and detail")
 def _run(path, img, axes, n_iter, cache):
     """The worker: yields before each step (where a cancel takes effect), returns the results."""
     yield 0
-    key = str(Path(path).expanduser().resolve())
+    folder = Path(path).expanduser().resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    key = (str(folder), max((f.stat().st_mtime for f in folder.glob("*.h5")), default=None))  # retrained: reload
     model = cache.get(key) or load_model(path)
     cache.clear()
     cache[key] = model
