@@ -1,0 +1,216 @@
+"""The Restore widget: iterative prediction on a layer, the trade-off plot, saving an iterate."""
+import logging
+from pathlib import Path
+
+from magicgui.widgets import ComboBox, Container, FileEdit, Label, LineEdit, ProgressBar, PushButton, SpinBox
+from napari.qt.threading import create_worker
+from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
+
+from .. import metrics
+from .._io import write_tiff
+from ._layers import connect_while_alive, layer_array, layer_axes
+from ._model import check_model_fits, load_model
+from ._plot import TradeoffPlot
+
+__all__ = ["RestoreWidget"]
+
+log = logging.getLogger(__name__)
+
+#: steps of a run, as shown by the progress bar
+STEPS = ("loading the model", "predicting", "measuring contrast and detail")
+
+
+def _run(path, img, axes, n_iter, cache):
+    """The worker: yields before each step (where a cancel takes effect), returns the results."""
+    yield 0
+    folder = Path(path).expanduser().resolve()
+    folder = folder if folder.is_dir() else folder.parent
+    key = (str(folder), max((f.stat().st_mtime for f in folder.glob("*.h5")), default=None))  # retrained: reload
+    model = cache.get(key) or load_model(path)
+    cache.clear()
+    cache[key] = model
+    check_model_fits(model, axes)
+    yield 1
+    iterates = model.predict_iterative(img, axes, n_iter)
+    yield 2
+    table = metrics.iteration_tradeoff(img, iterates)
+    return iterates, table
+
+
+class RestoreWidget(Container):
+    """Restore the contrast of an image layer by iterative prediction, and pick the iteration by eye.
+
+    Choose a model folder, an image layer (axes from its axis labels, editable) and ``n_iter``;
+    *Restore* runs :meth:`deepcontrast.DeepContrast.predict_iterative` in a thread (the
+    viewer stays responsive; *Cancel* takes effect at the next step and adds no layer). Each
+    iterate becomes a layer ``"<raw> [iteration k]"`` with the raw layer's scale and contrast
+    limits, so both the gain and any darkening are visible. The trade-off plot shows
+    :func:`deepcontrast.metrics.iteration_tradeoff` (contrast gain, detail retention; the table
+    below it every column) with :func:`deepcontrast.metrics.suggest_n_iter` marked; clicking a
+    point (or *show iteration*) shows that iterate. *Save* writes the shown iterate as a float32
+    TIFF, atomically, never over the input file or an existing file.
+
+    Parameters
+    ----------
+    viewer : napari.viewer.Viewer
+        The viewer (napari passes it when the widget is opened from the Plugins menu).
+    """
+
+    def __init__(self, viewer):
+        self.viewer = viewer
+        self.worker, self.table, self.suggested, self.result_layers = None, None, None, []
+        self._raw, self._models = None, {}
+        self.model_path = FileEdit(mode="d", label="model folder",
+                                   tooltip="CSBDeep/DeepContrast model folder (config.json + weights_*.h5)")
+        self.layer = ComboBox(label="image", choices=self._image_layers)
+        self.axes = LineEdit(label="axes", tooltip="axes of the layer, e.g. YX, ZYX, TZYX (from its axis labels)")
+        self.n_iter = SpinBox(label="n_iter", value=3, min=1, max=20)
+        self.run_button = PushButton(text="Restore")
+        self.cancel_button = PushButton(text="Cancel", enabled=False)
+        self.progress = ProgressBar(label="progress", min=0, max=len(STEPS), value=0)
+        self.message = Label(label="")
+        self.shown = SpinBox(label="show iteration", min=0, max=0, tooltip="0 = raw")
+        self.save_path = FileEdit(mode="w", label="save as", filter="*.tif *.tiff")
+        self.save_button = PushButton(text="Save shown iteration", enabled=False)
+        super().__init__(widgets=[self.model_path, self.layer, self.axes, self.n_iter, self.run_button,
+                                  self.cancel_button, self.progress, self.message, self.shown,
+                                  self.save_path, self.save_button])
+        self.plot = TradeoffPlot(on_select=self.show_iteration)
+        self.table_view = QTableWidget()
+        self.native.layout().addWidget(self.plot.canvas)
+        self.native.layout().addWidget(self.table_view)
+        self.layer.changed.connect(self._layer_changed)
+        self.run_button.changed.connect(self.run)
+        self.cancel_button.changed.connect(self.cancel)
+        self.shown.changed.connect(self.show_iteration)
+        self.save_button.changed.connect(self.save)
+        for ev in (viewer.layers.events.inserted, viewer.layers.events.removed):
+            connect_while_alive(self, ev, self._reset_layers)
+        self.layer.reset_choices()
+        self._layer_changed(self.layer.value)
+
+    def _reset_layers(self, event=None):
+        self.layer.reset_choices()
+
+    def _image_layers(self, widget=None):
+        from napari.layers import Image
+
+        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image) and lay not in self.result_layers]
+
+    def _layer_changed(self, layer):
+        if layer is None:
+            return
+        try:
+            self.axes.value = layer_axes(layer)
+        except ValueError as e:
+            self.say(str(e))
+
+    def say(self, text):
+        """Show ``text`` in the widget's message line (and log it)."""
+        self.message.value = text
+        log.info("%s", text)
+
+    # ----- running ---------------------------------------------------------------------------
+
+    def run(self):
+        """Start the iterative prediction (in a thread); problems are shown, never raised."""
+        if self.worker is not None:
+            return self.say("a restoration is already running; cancel it first")
+        layer = self.layer.value
+        if layer is None:
+            return self.say("no image layer: open an image (or File > Open Sample > deepcontrast)")
+        try:
+            axes = self.axes.value.strip().upper()
+            img = layer_array(layer, axes)
+        except ValueError as e:
+            return self.say(str(e))
+        self._raw = (layer, img, axes)
+        self.worker = create_worker(_run, self.model_path.value, img, axes, int(self.n_iter.value), self._models,
+                                    _start_thread=False, _ignore_errors=True)
+        self.worker.yielded.connect(self._step)
+        self.worker.returned.connect(self._done)
+        self.worker.errored.connect(lambda e: self.say(f"failed: {e}"))
+        self.worker.aborted.connect(lambda: self.say("cancelled; no layer was added"))
+        self.worker.finished.connect(self._finished)
+        self.run_button.enabled, self.cancel_button.enabled = False, True
+        self.worker.start()
+
+    def cancel(self):
+        """Stop the running restoration at its next step; nothing is added to the viewer."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.say("cancelling (takes effect when the current step ends)...")
+
+    def _step(self, i):
+        self.progress.value = i
+        self.say(f"{STEPS[i]}...")
+
+    def _finished(self):
+        self.worker = None
+        self.run_button.enabled, self.cancel_button.enabled = True, False
+
+    def _done(self, result):
+        iterates, table = result
+        layer, img, axes = self._raw
+        self.progress.value = len(STEPS)
+        for old in self.result_layers:
+            if old in self.viewer.layers:
+                self.viewer.layers.remove(old)
+        self.table, self.suggested = table, metrics.suggest_n_iter(table)
+        self.result_layers = [self._add_iterate(layer, x, k) for k, x in enumerate(iterates, 1)]
+        self.plot.plot(table, self.suggested)
+        self._fill_table(table)
+        self.shown.max = len(iterates)
+        self.shown.value = self.suggested
+        self.show_iteration(self.suggested)
+        self.save_button.enabled = True
+        self.say(f"done: {len(iterates)} iterations; suggested {self.suggested} (see the plot)")
+
+    def _add_iterate(self, raw, data, k):
+        kw = dict(scale=raw.scale, translate=raw.translate, contrast_limits=raw.contrast_limits,
+                  colormap=raw.colormap.name, axis_labels=raw.axis_labels, blending=raw.blending)
+        return self.viewer.add_image(data, name=f"{raw.name} [iteration {k}]", **kw)
+
+    def _fill_table(self, table):
+        cols = list(table[0])
+        self.table_view.setRowCount(len(table))
+        self.table_view.setColumnCount(len(cols))
+        self.table_view.setHorizontalHeaderLabels(cols)
+        for r, row in enumerate(table):
+            for c, col in enumerate(cols):
+                v = row.get(col)
+                self.table_view.setItem(r, c, QTableWidgetItem("-" if v is None else f"{v:.4g}"))
+
+    # ----- choosing and saving -------------------------------------------------------------
+
+    def show_iteration(self, k):
+        """Show iteration ``k`` (0 = the raw layer) alone among the raw and its iterates."""
+        if not self.result_layers or self._raw is None:
+            return
+        k = int(min(max(k, 0), len(self.result_layers)))
+        raw = self._raw[0]
+        for i, lay in enumerate([raw] + self.result_layers):
+            if lay in self.viewer.layers:
+                lay.visible = i == k
+        chosen = ([raw] + self.result_layers)[k]
+        if chosen in self.viewer.layers:
+            self.viewer.layers.selection.active = chosen
+        if self.shown.value != k:
+            self.shown.value = k
+        self.plot.mark(k)
+
+    def save(self):
+        """Write the shown iterate as a TIFF (atomically; never over the input or an existing file)."""
+        k = int(self.shown.value)
+        if not self.result_layers or k < 1:
+            return self.say("show an iteration (1 or more) to save it; iteration 0 is the raw image")
+        path = Path(self.save_path.value).expanduser()
+        if path.suffix.lower() not in (".tif", ".tiff"):
+            return self.say(f"save as a .tif file, not {path.name!r}")
+        source = getattr(self._raw[0].source, "path", None)
+        if source and Path(source).expanduser().resolve() == path.resolve():
+            return self.say(f"{path} is the input image; choose another file name")
+        if path.exists():
+            return self.say(f"{path} exists; choose a new file name (nothing is overwritten)")
+        write_tiff(path, self.result_layers[k - 1].data, axes=self._raw[2])
+        self.say(f"saved iteration {k} to {path}")
