@@ -10,6 +10,7 @@ from csbdeep.models import CARE
 from .._io import atomic_write, to_jsonable
 from ..version import __version__
 from .config import Config, _tensorboard_available
+from .blockwise import BlockwiseMixin
 from .predict import PredictMixin
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ __all__ = ["DeepContrast", "SIDE_FILE"]
 SIDE_FILE = "deepcontrast.json"
 
 
-class DeepContrast(PredictMixin, CARE):
+class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
     """CARE network that restores contrast of deep-tissue fluorescence images.
 
     Trained on pairs (raw images pushed deeper by the forward model -> raw images) and applied
