@@ -31,6 +31,8 @@ __all__ = ["BlockwiseMixin"]
 
 #: models built on workers, by weight fingerprint (each worker process builds a model once)
 _WORKER_MODELS = {}
+#: how many models this process has built for blocks (a worker restarted after a crash starts at 0)
+_N_BUILT = 0
 
 
 class BlockwiseMixin:
@@ -301,8 +303,10 @@ def _model_payload(model):
 
 
 def _worker_model(payload):
+    global _N_BUILT
     key = payload["key"]
     if key not in _WORKER_MODELS:
+        _N_BUILT += 1
         t0 = time.time()
         model = payload["class"](payload["config"], name="blockwise", basedir=None)
         model.keras_model.set_weights(payload["weights"])
