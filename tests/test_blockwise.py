@@ -195,3 +195,20 @@ def test_nan_outside_the_normalization_sample_is_named_with_its_block(model3d, t
     vol[7, 31, 31] = np.nan
     with pytest.raises(ValueError, match=r"block \(\d, \d, \d\) \(or its context \[.*\]\) .* NaN/Inf"):
         model3d.predict_blockwise(vol, "ZYX", tmp_path / "out.zarr", block_size=(4, 16, 16), n_iter=1)
+
+
+def test_cli_zarr_output_selects_blockwise_and_resumes(model3d, volume, tmp_path, capsys):
+    from deepcontrast.cli import main
+
+    folder = DeepContrast(model3d.config, "m", basedir=str(tmp_path / "models"))
+    folder.keras_model.set_weights(model3d.keras_model.get_weights())
+    folder.keras_model.save_weights(str(tmp_path / "models" / "m" / "weights_best.h5"))
+    tifffile.imwrite(tmp_path / "big.tif", volume)
+    args = ["predict", str(tmp_path / "models" / "m"), str(tmp_path / "big.tif"), "-o", str(tmp_path / "out.ome.zarr"),
+            "--axes", "ZYX", "--n-iter", "2", "--block-size", "8,32,32"]
+    assert main(args) == 0
+    out = zarr.open_group(tmp_path / "out.ome.zarr", mode="r")["0"][...]
+    assert rel_dev(out, model3d.predict(volume, "ZYX", n_iter=2)) <= TILE_TOLERANCE
+    assert main(args) == 1
+    assert "resume" in capsys.readouterr().err
+    assert main(args + ["--resume"]) == 0
