@@ -70,3 +70,19 @@ def test_subvolume_is_degraded_at_its_true_depth(stack):
 def test_subvolume_larger_than_volume(stack):
     with pytest.raises(ValueError, match="larger than"):
         DegradedRawData.from_arrays(stack, "ZYX", DeepTissueDegradation(), 20, subvolume_size=(32, 16, 16))
+
+
+def test_cli_datagen_from_a_zarr_volume_with_subvolumes(stack, tmp_path):
+    from csbdeep.io import load_training_data
+
+    from deepcontrast.cli import main
+    from deepcontrast.data import load_settings
+
+    as_zarr(stack, tmp_path / "big.zarr")
+    out = tmp_path / "train.npz"
+    assert main(["datagen", str(tmp_path / "big.zarr"), "--axes", "ZYX", "--patch-size", "4,16,16", "--n-patches", "2",
+                 "--photons", "50", "--subvolume-size", "8,32,32", "--n-subvolumes", "3", "--seed", "0",
+                 "-o", str(out)]) == 0
+    (X, _), _, axes = load_training_data(out)
+    assert X.shape == (6, 4, 16, 16, 1)
+    assert load_settings(out)["subvolume_size"] == [8, 32, 32]
