@@ -212,3 +212,10 @@ def test_cli_zarr_output_selects_blockwise_and_resumes(model3d, volume, tmp_path
     assert main(args) == 1
     assert "resume" in capsys.readouterr().err
     assert main(args + ["--resume"]) == 0
+
+
+def test_axes_in_any_order_written_in_ome_zarr_order(model2d, volume, tmp_path):
+    out = model2d.predict_blockwise(np.moveaxis(volume, 0, -1), "YXZ", tmp_path / "out.zarr", block_size=(32, 32, 3))
+    rec = zarr.open_group(tmp_path / "out.zarr", mode="r").attrs["deepcontrast"]
+    assert rec["out_axes"] == "ZYX" and out.shape == volume.shape
+    assert rel_dev(out[...], model2d.predict(volume, "ZYX")) <= TILE_TOLERANCE
