@@ -39,7 +39,8 @@ class BlockwiseMixin:
     """predict_blockwise (mixed into DeepContrast)."""
 
     def predict_blockwise(self, source, axes, output, *, n_iter=1, block_size=None, normalizer=_DEFAULT_NORMALIZER,
-                          client=None, resume=True, overwrite=False, save_all_iterations=False, voxel_size=None):
+                          client=None, resume=True, overwrite=False, save_all_iterations=False, voxel_size=None,
+                          physical=True, background=None):
         """Predict a volume of any size block by block into an OME-Zarr output (resumable).
 
         Parameters
@@ -75,6 +76,12 @@ class BlockwiseMixin:
         voxel_size : sequence of float or None
             Micrometres per pixel for the spatial axes (Z, Y, X in the order of ``axes``), written
             to the OME-Zarr metadata (default: 1 pixel, no unit).
+        physical, background
+            As in :meth:`predict`, for models whose prediction keeps iterates physical (a floor
+            at the background, and each sample's light kept per iteration). The light is kept
+            per plane for a 2D network, so blocks then span whole planes; for a 3D network it
+            is kept per volume, which needs the whole volume in one block (else pass
+            ``physical=False``).
 
         Returns
         -------
@@ -107,8 +114,10 @@ class BlockwiseMixin:
         from csbdeep.data import PadAndCropResizer
 
         normalizer, resizer = self._check_normalizer_resizer(normalizer, PadAndCropResizer())
-        grid = self._block_grid(vol, axes, n_iter, block_size)
+        physical = bool(physical) and hasattr(self, "_floor")  # models with physical iterates
+        grid = self._block_grid(vol, axes, n_iter, block_size, whole_samples=physical)
         record = self._run_record(vol, axes, grid, n_iter, normalizer, resizer, save_all_iterations, voxel_size)
+        record.update(physical=physical, background=None if background is None else float(background))
         group, record = open_output(output, record, resume=resume, overwrite=overwrite,
                                     source_path=source if isinstance(source, str) or hasattr(source, "resolve") else None)
         if record.get("mi") is None and record["normalizer"]["fixed"]:
@@ -150,7 +159,7 @@ class BlockwiseMixin:
                                  "(2**unet_n_depth); use a model with smaller unet_n_depth")
         return axes
 
-    def _block_grid(self, vol, axes, n_iter, block_size):
+    def _block_grid(self, vol, axes, n_iter, block_size, whole_samples=False):
         spatial = self.config.axes.replace("C", "")
         halo = self.tile_halo(TILE_TOLERANCE / n_iter)
         context = {a: n_iter * h for a, h in zip(spatial, halo)}
@@ -161,6 +170,8 @@ class BlockwiseMixin:
             core = plan.default_block_size(vol.shape, axes, spatial, block, context, bpv, budget)
         else:
             core = plan.check_block_size(block_size, vol.shape, axes, spatial, block)
+        if whole_samples:
+            core = plan.whole_samples(core, vol.shape, axes, spatial, block, self.config.n_dim)
         return plan.BlockGrid(vol.shape, axes, spatial, core, context, block)
 
     def _run_record(self, vol, axes, grid, n_iter, normalizer, resizer, save_all, voxel_size):
@@ -209,9 +220,10 @@ class BlockwiseMixin:
         x = resizer.before(x, net_axes, (1,) + (self._net_block(),) * cfg.n_dim + (1,))
         x = x.astype(np.float32, copy=False)
         tiles, max_batch, halo = self._plan(x.shape, None, TILE_TOLERANCE / job.n_iter)
+        step = {"floor": self._floor(normalizer, job.background, x.shape, net_axes)} if job.physical else {}
         out = {}
         for k in range(1, job.n_iter + 1):
-            x = self._net_step(x, tiles, halo, max_batch, None)
+            x = self._net_step(x, tiles, halo, max_batch, None, **step)
             if k in job.iterates:
                 y = undo(self._from_net(x, net_axes, normalizer, resizer))
                 out[k] = y[inner + (slice(None),) * (y.ndim - len(inner))]
@@ -230,6 +242,7 @@ class _Job:
         self.mi = None if record["mi"] is None else np.asarray(record["mi"], np.float32)
         self.ma = None if record["ma"] is None else np.asarray(record["ma"], np.float32)
         self.per_sample = record["per_sample"]
+        self.physical, self.background = record["physical"], record["background"]
         self.n_blocks = len(grid)
 
     def block_normalizer(self, index):
