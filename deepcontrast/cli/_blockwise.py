@@ -42,7 +42,8 @@ def run(args, model, parse_floats):
         out = model.predict_blockwise(src, args.axes.upper(), args.output_dir, n_iter=args.n_iter,
                                       block_size=block_size, client=client, resume=args.resume,
                                       overwrite=args.overwrite, save_all_iterations=args.save_all_iterations,
-                                      voxel_size=voxel_size)
+                                      voxel_size=voxel_size, physical=getattr(args, "physical", True),
+                                      background=getattr(args, "background", None))
     print(f"{src} -> {Path(args.output_dir)} (OME-Zarr, shape {out.shape})")
     return 0
 
