@@ -1,7 +1,9 @@
 """``deepcontrast datagen``: training pairs (degraded raw -> raw) from folders of raw TIFFs.
 
 RAW_DIR arguments are paths as given (relative to the current folder, or absolute); all TIFFs
-matching ``--pattern`` in each are used. ``--sample`` uses the built-in synthetic sample
+matching ``--pattern`` in each are used (``--pattern '*.zarr'`` for zarr/OME-Zarr volumes). RAW_DIR
+arguments may instead be volumes themselves (``.zarr``/``.ome.zarr`` folders or TIFF files), read
+lazily; ``--subvolume-size`` degrades random sub-volumes of them at their true depth. ``--sample`` uses the built-in synthetic sample
 instead. The npz is written atomically, with its settings side file
 (``<output without .npz>.settings.json``) next to it.
 """
@@ -20,7 +22,8 @@ def add_parser(sub):
         "training patches (input = degraded raw, target = raw) into an npz file, plus a "
         "<name>.settings.json side file recording how they were made.",
     )
-    p.add_argument("raw_dirs", nargs="*", metavar="RAW_DIR", help="folders of raw TIFF images")
+    p.add_argument("raw_dirs", nargs="*", metavar="RAW_DIR",
+                   help="folders of raw TIFF images, or volumes (VOL.zarr, VOL.ome.zarr, VOL.tif) read lazily")
     p.add_argument("-o", "--output", required=True, help="training data file to write, e.g. data/my_training_data.npz")
     p.add_argument("--axes", default=None, help="axes of the images, e.g. YX or ZYX (required with RAW_DIR; ZYX for --sample)")
     p.add_argument("--patch-size", required=True, help="patch size per axis, e.g. 16,64,64")
@@ -34,6 +37,9 @@ def add_parser(sub):
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("--photons", type=float, default=None, help="photons per unit intensity for shot noise")
     noise.add_argument("--calibrate", action="store_true", help="estimate the forward model (noise level) from the raw images")
+    p.add_argument("--subvolume-size", metavar="N,N,N", help="degrade random sub-volumes of this size per image "
+                   "(read lazily; for volumes too big for memory), e.g. 32,256,256")
+    p.add_argument("--n-subvolumes", type=int, default=1, help="sub-volumes per image with --subvolume-size (default 1)")
     p.add_argument("--seed", type=int, default=None, help="seed for extra-depth draws and noise")
     p.add_argument("--sample", action="store_true", help="use the built-in synthetic sample instead of RAW_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace the output (and its settings file) if it exists")
@@ -64,6 +70,9 @@ def run(args):
                         "to separate noise from structure")
     kw = dict(n_degradations=args.n_degradations, voxel_size=voxel_size, surface=args.surface, depth=args.depth,
               rng=args.seed)
+    if args.subvolume_size:
+        kw.update(subvolume_size=tuple(int(v) for v in parse_floats(args.subvolume_size, "--subvolume-size")),
+                  n_subvolumes=args.n_subvolumes)
     if args.sample:
         axes = (args.axes or "ZYX").upper()
         if axes != "ZYX":
@@ -74,9 +83,19 @@ def run(args):
     else:
         if not args.axes:
             raise ValueError("--axes is required with RAW_DIR, e.g. --axes ZYX for stacks or --axes YX for planes")
-        raw_data = DegradedRawData.from_folder(".", args.raw_dirs, args.axes, degradation, extra_depth,
-                                               pattern=args.pattern, **kw)
+        volumes = [d for d in args.raw_dirs if _is_volume(d)]
+        if volumes and len(volumes) != len(args.raw_dirs):
+            raise ValueError("give either folders of images or volumes (.zarr, .tif), not both")
+        if volumes:
+            raw_data = DegradedRawData.from_arrays(volumes, args.axes, degradation, extra_depth, **kw)
+        else:
+            raw_data = DegradedRawData.from_folder(".", args.raw_dirs, args.axes, degradation, extra_depth,
+                                                   pattern=args.pattern, **kw)
     X, Y, axes = create_patches(raw_data, patch_size, args.n_patches, save_file=out, overwrite=args.overwrite,
                                 rng=args.seed, verbose=False)
     print(f"wrote {out}: X and Y of shape {X.shape} (axes {axes}) from {len(raw_data.names)} image(s) "
           f"x {raw_data.settings['n_degradations']} degradation(s); settings in {settings_path(out)}")
+
+
+def _is_volume(path):
+    return str(path).rstrip("/").lower().endswith((".zarr", ".tif", ".tiff"))

@@ -1,10 +1,11 @@
-"""``deepcontrast predict``: apply a trained model (iteratively) to TIFF files."""
+"""``deepcontrast predict``: apply a trained model (iteratively) to TIFF files, or to a big volume (zarr output)."""
 import sys
 import traceback
 from pathlib import Path
 
+from . import _blockwise
 from ..internals.model_folder import check_model_folder
-from ._common import check_output, read_tiff, write_tiff
+from ._common import check_output, parse_floats, read_tiff, write_tiff
 
 
 def add_parser(sub):
@@ -12,11 +13,14 @@ def add_parser(sub):
         "predict",
         help="restore contrast of images with a trained model",
         description="Apply the model in MODEL_DIR to each input and write OUT_DIR/<name>_iter<N>.tif (float32). "
-        "A file that fails is reported and skipped; the exit status is 1 if any failed.",
+        "A file that fails is reported and skipped; the exit status is 1 if any failed. With -o OUT.zarr "
+        "(or OUT.ome.zarr) the one input (TIFF, zarr or OME-Zarr, read lazily) is predicted block by block "
+        "into an OME-Zarr image, resumably, optionally on a dask cluster.",
     )
     p.add_argument("model", metavar="MODEL_DIR", help="model folder, e.g. models/my_model")
     p.add_argument("inputs", metavar="IN.tif", nargs="+")
-    p.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR")
+    p.add_argument("-o", "--output-dir", required=True, metavar="OUT_DIR",
+                   help="output folder for TIFFs, or OUT.zarr / OUT.ome.zarr for blockwise prediction")
     p.add_argument("--axes", help="axes of the inputs, e.g. YX or ZYX (default: the model's axes)")
     p.add_argument("--n-iter", type=int, default=1, help="number of times the network is applied (default 1)")
     p.add_argument("--save-all-iterations", action="store_true", help="also write iterations 1..N-1")
@@ -31,6 +35,7 @@ def add_parser(sub):
                    help="return the bare network output: no floor at the background, light not kept per "
                         "plane/volume (iterates may drift darker and below the background)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    _blockwise.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -72,6 +77,11 @@ def run(args):
         if not args.memory_mb > 0:
             raise ValueError(f"--memory-mb must be > 0, got {args.memory_mb}")
         model.config.predict_memory_mb = args.memory_mb
+    if _blockwise.is_zarr_output(args.output_dir):
+        return _blockwise.run(args, model, parse_floats)
+    if args.block_size or args.workers or args.scheduler or args.resume or args.voxel_size:
+        raise ValueError("--block-size, --workers, --scheduler, --resume and --voxel-size apply to a zarr output "
+                         "only: pass -o OUT.zarr")
     failed = []
     for inp in args.inputs:
         try:

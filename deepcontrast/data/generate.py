@@ -16,7 +16,9 @@ from ..internals.files import atomic_write
 from ..internals.tiff import read_tiff, tiff_shape
 from .settings import settings_path, save_settings
 from .transform import (as_degradation, check_depth, check_extra_depth, check_n_degradations, check_surface,
-                        check_voxel_size, deep_tissue_distortions)
+                        check_voxel_size, degrade_pairs, distortions_name)
+from .subvolumes import sample_subvolumes
+from .volume import open_volume
 
 __all__ = ["DegradedRawData", "create_patches"]
 
@@ -57,7 +59,7 @@ class DegradedRawData(RawData):
 
     @classmethod
     def from_folder(cls, basepath, source_dirs, axes, degradation, extra_depth, *, n_degradations=1, voxel_size=None,
-                    surface="first", depth=0.0, pattern="*.tif*", rng=None):
+                    surface="first", depth=0.0, pattern="*.tif*", subvolume_size=None, n_subvolumes=1, rng=None):
         """Pairs from the raw TIFF images in ``basepath/<source_dir>/<pattern>``.
 
         Images are read from disk one at a time while the generator runs (never all at once,
@@ -89,10 +91,18 @@ class DegradedRawData(RawData):
             Depth (um) of the surface-most slice (3D) or of the plane (2D). For 2D images it
             matters: the blur increment grows with the depth the image was taken at.
         pattern : str
-            Glob pattern of the image files in each folder.
+            Glob pattern of the images in each folder: TIFF files, or zarr / OME-Zarr folders
+            (e.g. ``pattern='*.zarr'``).
+        subvolume_size : sequence of int or None
+            Degrade ``n_subvolumes`` sub-volumes of this size per image (one entry per axis),
+            read lazily at random positions (TIFFs through ``tifffile``'s zarr store), each at its
+            true depth (the depth of its surface-most slice from its offset along Z), instead
+            of reading and degrading whole images: memory is bounded by the sub-volume size.
+        n_subvolumes : int
+            Sub-volumes per image (with ``subvolume_size``).
         rng : None, int or numpy.random.Generator
-            Seeds the extra-depth draws and the noise: the same seed gives the same pairs, and
-            iterating the generator again gives the same pairs too.
+            Seeds the extra-depth draws, the noise and the sub-volume positions: the same seed
+            gives the same pairs, and iterating the generator again gives the same pairs too.
 
         Returns
         -------
@@ -123,34 +133,40 @@ class DegradedRawData(RawData):
             folder = Path(basepath) / sd
             if not folder.is_dir():
                 raise FileNotFoundError(f"raw image folder {folder} does not exist; check basepath and source_dirs")
-            found = sorted(f for f in folder.glob(pattern) if f.is_file())
+            found = sorted(f for f in folder.glob(pattern) if f.is_file() or f.name.lower().endswith(".zarr"))
             if not found:
                 raise FileNotFoundError(
                     f"no files matching pattern {pattern!r} in folder {folder}; check the folder or pass another "
                     "pattern (e.g. pattern='*.tif')"
                 )
             files.extend(found)
-        shapes = [tiff_shape(f, axes) for f in files]
-        loaders = [(str(f), (lambda f=f: read_tiff(f)), shape) for f, shape in zip(files, shapes)]
+        loaders = []
+        for f in files:
+            if f.is_dir() or subvolume_size is not None:
+                vol = _checked_volume(f, axes, str(f))
+                loaders.append((str(f), (lambda vol=vol: vol.read(())), vol.shape))
+            else:
+                shape = tiff_shape(f, axes)
+                loaders.append((str(f), (lambda f=f: read_tiff(f)), shape))
         desc = f"{basepath}: sources={[str(s) for s in source_dirs]}, axes='{axes}', pattern='{pattern}'"
-
-        def calibration_images():
-            return [load() for _, load, _ in loaders[:N_CALIBRATION_IMAGES]]
-
+        sub = (subvolume_size, n_subvolumes, [open_volume(f) for f in files] if subvolume_size is not None else None)
         return cls._build(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
-                         desc, calibration_images)
+                         desc, _first_images(loaders), sub)
 
     @classmethod
     def from_arrays(cls, images, axes, degradation, extra_depth, *, n_degradations=1, voxel_size=None,
-                    surface="first", depth=0.0, rng=None):
-        """Pairs from raw images in memory.
+                    surface="first", depth=0.0, subvolume_size=None, n_subvolumes=1, rng=None):
+        """Pairs from raw images in memory or read lazily (zarr, dask, OME-Zarr or TIFF paths).
 
         Parameters
         ----------
-        images : numpy.ndarray or sequence of numpy.ndarray
-            One raw image (``ndim == len(axes)``) or several (possibly of different shapes).
-        axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng
-            As in :meth:`from_folder` (``'auto'`` calibrates on all images).
+        images : array or sequence of arrays
+            One raw image (``ndim == len(axes)``) or several (possibly of different shapes): numpy
+            arrays, or volumes read lazily (``zarr``/``dask`` arrays, paths of zarr/OME-Zarr
+            folders or TIFFs), which are read only while the generator runs.
+        axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, subvolume_size, n_subvolumes, rng
+            As in :meth:`from_folder` (``'auto'`` calibrates on all images; on a lazily read
+            volume that means reading it, so calibrate on a part of it instead).
 
         Returns
         -------
@@ -174,21 +190,27 @@ class DegradedRawData(RawData):
         ((4, 1, 8, 32, 32), 'SCZYX')
         """
         axes = _check_axes(axes)
-        if isinstance(images, np.ndarray) and images.ndim == len(axes):
+        if isinstance(images, (str, Path)) or (hasattr(images, "shape") and len(images.shape) == len(axes)):
             images = [images]
         images = list(images)
         if not images:
             raise ValueError("images is empty; give at least one raw image")
-        checked = []
+        loaders, volumes = [], []
         for i, img in enumerate(images):
-            checked.append(check_image_axes(img, axes, name=f"image {i}")[0])
-        loaders = [(f"image {i}", (lambda img=img: img), img.shape) for i, img in enumerate(checked)]
+            if isinstance(img, np.ndarray) or not (hasattr(img, "shape") or isinstance(img, (str, Path))):
+                img = check_image_axes(img, axes, name=f"image {i}")[0]
+                loaders.append((f"image {i}", (lambda img=img: img), img.shape))
+                volumes.append(open_volume(img))
+            else:
+                vol = _checked_volume(img, axes, f"image {i}")
+                loaders.append((f"image {i} ({vol.name})", (lambda vol=vol: vol.read(())), vol.shape))
+                volumes.append(vol)
         return cls._build(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
-                         "numpy arrays", lambda: checked)
+                         "arrays", lambda: [load() for _, load, _ in loaders], (subvolume_size, n_subvolumes, volumes))
 
     @classmethod
     def _build(cls, loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
-              description, calibration_images):
+              description, calibration_images, sub=(None, 1, None)):
         lo, hi = check_extra_depth(extra_depth)
         n = check_n_degradations(n_degradations)
         depth = check_depth(depth)
@@ -201,17 +223,21 @@ class DegradedRawData(RawData):
                                                           depth=depth)
             calibration = report.to_dict() if hasattr(report, "to_dict") else None
             log.info("calibrated degradation: %s", deg)
-        transform = deep_tissue_distortions(deg, (lo, hi), n_degradations=n, voxel_size=vs, surface=surface,
-                                            depth=depth, rng=rng)
+        seed = int(np.random.default_rng(rng).integers(2**63))  # as deep_tissue_distortions seeds itself
+        offsets = [0.0] * len(loaders)
+        if sub[0] is not None:
+            loaders, offsets = sample_subvolumes(sub[2], [name for name, _, _ in loaders], axes, sub[0], sub[1],
+                                                 vs, surface, seed)
 
         def _raw_pairs():
-            for name, load, _ in tqdm(loaders, desc="degrading raw images", unit="image", leave=False):
+            for (name, load, _), offset in tqdm(list(zip(loaders, offsets)), desc="degrading raw images",
+                                                unit="image", leave=False):
                 img = load()
-                yield img, img, axes, None
+                yield img, img, axes, None, depth + offset
 
         def _gen():
             # re-raise errors from the forward model with the image they concern
-            it = transform.generator(_raw_pairs())
+            it = degrade_pairs(deg, _raw_pairs(), (lo, hi), n, vs, surface, seed)
             names = iter([name for name, _, _ in loaders for _ in range(n)])
             while True:
                 name = next(names, "?")
@@ -223,7 +249,7 @@ class DegradedRawData(RawData):
                     raise ValueError(f"{name}: {e}") from None
                 yield item
 
-        self = cls(_gen, len(loaders) * n, f"{description}; {transform.name} x {n}")
+        self = cls(_gen, len(loaders) * n, f"{description}; {distortions_name(lo, hi)} x {n}")
         self.degradation = deg
         self.names = [name for name, _, _ in loaders]
         self.shapes = [tuple(shape) for _, _, shape in loaders]
@@ -237,6 +263,8 @@ class DegradedRawData(RawData):
             "axes": axes,
             "calibration": calibration,
         }
+        if sub[0] is not None:
+            self.settings.update(subvolume_size=[int(v) for v in sub[0]], n_subvolumes=int(sub[1]))
         return self
 
 
@@ -323,6 +351,21 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
 
 
 # -- helpers --------------------------------------------------------------------------------
+def _checked_volume(source, axes, name):
+    vol = open_volume(source, name=name if not isinstance(source, (str, Path)) else None)
+    if len(vol.shape) != len(axes):
+        raise ValueError(f"{vol.name} has {len(vol.shape)} dimensions {vol.shape}, but axes {axes!r} have "
+                         f"{len(axes)}; give the axes of the images (e.g. 'ZYX') or remove it")
+    return vol
+
+
+def _first_images(loaders):
+    def calibration_images():
+        return [load() for _, load, _ in loaders[:N_CALIBRATION_IMAGES]]
+    return calibration_images
+
+
+
 def _check_axes(axes):
     try:
         axes = axes_check_and_normalize(axes)

@@ -81,17 +81,25 @@ def deep_tissue_distortions(degradation, extra_depth, *, n_degradations=1, voxel
     seed = int(np.random.default_rng(rng).integers(2**63))
 
     def _gen(inputs):
-        g = np.random.default_rng(seed)
-        for x, y, axes, mask in inputs:
-            target = x if yield_target == "source" else y
-            for _ in range(n):
-                d = draw_extra_depth(g, lo, hi)
-                x_deg = deg(x, axes, d, depth=depth, voxel_size=voxel_size, surface=surface, rng=g)
-                yield x_deg, target, axes, mask
+        items = ((x, x if yield_target == "source" else y, axes, mask, depth) for x, y, axes, mask in inputs)
+        return degrade_pairs(deg, items, (lo, hi), n, voxel_size, surface, seed)
 
-    name = f"Deep-tissue degradation (extra depth {lo:g}-{hi:g} um)" if hi > lo else \
+    return Transform(distortions_name(lo, hi), _gen, n)
+
+
+def distortions_name(lo, hi):
+    return f"Deep-tissue degradation (extra depth {lo:g}-{hi:g} um)" if hi > lo else \
         f"Deep-tissue degradation (extra depth {lo:g} um)"
-    return Transform(name, _gen, n)
+
+
+def degrade_pairs(deg, items, extra_depth, n, voxel_size, surface, seed):
+    """``n`` degraded copies of each ``(x, target, axes, mask, depth)``, drawn from one generator seeded by ``seed``."""
+    lo, hi = extra_depth
+    g = np.random.default_rng(seed)
+    for x, target, axes, mask, depth in items:
+        for _ in range(n):
+            d = draw_extra_depth(g, lo, hi)
+            yield deg(x, axes, d, depth=depth, voxel_size=voxel_size, surface=surface, rng=g), target, axes, mask
 
 
 # -- argument checks shared with DegradedRawData --------------------------------------------

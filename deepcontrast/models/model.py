@@ -12,6 +12,7 @@ from ..internals.files import read_json, write_json
 from ..internals.model_folder import check_model_folder, weight_files
 from ..version import __version__
 from .config import Config, _tensorboard_available
+from .blockwise import BlockwiseMixin
 from .physical import model_background
 from .predict import PredictMixin
 
@@ -23,7 +24,7 @@ __all__ = ["DeepContrast", "SIDE_FILE"]
 SIDE_FILE = "deepcontrast.json"
 
 
-class DeepContrast(PredictMixin, CARE):
+class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
     """CARE network that restores contrast of deep-tissue fluorescence images.
 
     Trained on pairs (raw images pushed deeper by the forward model -> raw images) and applied

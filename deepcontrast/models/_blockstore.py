@@ -1,0 +1,133 @@
+"""The OME-Zarr output of blockwise prediction: arrays, NGFF 0.4 metadata, run record, done markers.
+
+Layout of ``out.zarr`` (zarr format 2, OME-NGFF 0.4, readable by ``ome-zarr`` and napari)::
+
+    out.zarr/0             the last iterate; chunks = the blocks' cores
+    out.zarr/iter<k>/0     iterate k < n_iter (``save_all_iterations``), each an OME-Zarr image
+    out.zarr/blocks_done   one uint8 chunk per block, set after the block's data is written
+    .zattrs["deepcontrast"]  the run record: model, settings, source signature, normalization
+
+A block counts as done only once its marker is written, after its data: a run that is killed
+or whose store fails resumes from the markers, and every block writes chunks no other block
+touches (no locks needed on a cluster).
+"""
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .._io import to_jsonable
+
+logger = logging.getLogger(__name__)
+
+#: OME-NGFF axis types
+_AXIS_TYPE = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
+#: settings that must agree for a run to be resumed
+RESUME_KEYS = ("model", "axes", "n_iter", "block_size", "context", "normalizer", "resizer", "source",
+               "save_all_iterations", "out_shape", "physical", "background")
+
+
+def output_axes(axes, n_channel_out):
+    """OME-Zarr order (time, channel, space) of the output's axes; refuses axes NGFF 0.4 cannot name."""
+    out = axes if ("C" in axes or n_channel_out == 1) else axes + "C"
+    bad = [a for a in out if a not in _AXIS_TYPE]
+    if bad:
+        raise ValueError(f"axes {axes!r}: OME-Zarr images have only T, C, Z, Y, X axes, not {''.join(bad)}; "
+                         "call a sample axis T (e.g. 'TYX') or predict the samples separately")
+    return "".join(sorted(out, key="TCZYX".index))
+
+
+def open_output(output, record, *, resume, overwrite, source_path=None):
+    """Create the output, or reopen it for resuming; return ``(group, record)`` (the stored record)."""
+    import zarr
+
+    path = Path(output) if isinstance(output, (str, Path)) else None
+    if path is not None and source_path is not None and path.resolve() == Path(source_path).resolve():
+        raise ValueError(f"output {path} is the input; choose another output path")
+    if path is not None and path.exists():
+        if overwrite:
+            _remove_zarr(path)
+        else:
+            return _reopen(zarr.open_group(str(path), mode="r+"), record, resume, path)
+    elif path is None:
+        try:
+            group = zarr.open_group(output, mode="r+", zarr_format=2)
+        except (FileNotFoundError, KeyError, ValueError):
+            group = None
+        if group is not None and "deepcontrast" in group.attrs and not overwrite:
+            return _reopen(group, record, resume, output)
+    group = zarr.open_group(str(path) if path is not None else output, mode="w", zarr_format=2)
+    _create(group, record)
+    return group, record
+
+
+def _reopen(group, record, resume, where):
+    stored = group.attrs.get("deepcontrast")
+    if stored is None:
+        raise FileExistsError(f"output {where} exists and is not a deepcontrast prediction; choose another output "
+                              "or pass overwrite=True to replace it")
+    if not resume:
+        raise FileExistsError(f"output {where} exists (a run of {stored['model']['name']}); pass resume=True to "
+                              "finish it or overwrite=True to replace it")
+    diff = {k: (stored.get(k), record.get(k)) for k in RESUME_KEYS if _comparable(stored.get(k)) != _comparable(record.get(k))}
+    if diff:
+        lines = "; ".join(f"{k}: output has {_short(a)}, this run has {_short(b)}" for k, (a, b) in diff.items())
+        hint = (" The source changed since the run began: predict into a new output."
+                if "source" in diff else " Pass the same settings, a new output, or overwrite=True.")
+        raise ValueError(f"output {where} is a run with other settings or another source, so it cannot be "
+                         f"resumed ({lines}).{hint}")
+    logger.info("resuming %s", where)
+    return group, stored
+
+
+def _comparable(v):
+    return json.dumps(to_jsonable(v), sort_keys=True)
+
+
+def _short(v, n=120):
+    s = json.dumps(to_jsonable(v), sort_keys=True)
+    return s if len(s) <= n else s[:n] + "..."
+
+
+def _remove_zarr(path):
+    if path.is_dir() and any((path / m).exists() for m in (".zgroup", ".zarray", "zarr.json")):
+        shutil.rmtree(path)
+    else:
+        raise FileExistsError(f"output {path} exists and is not a zarr folder; overwrite=True replaces only zarr "
+                              "outputs; remove it yourself or choose another output")
+
+
+def _create(group, record):
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_multiscales_metadata
+
+    shape, chunks, axes = record["out_shape"], record["out_chunks"], record["out_axes"]
+    names = ["0"] + [f"iter{k}" for k in range(1, record["n_iter"])] * bool(record["save_all_iterations"])
+    scale = [record["voxel_size"].get(a, 1.0) for a in axes]
+    ome_axes = [dict(name=a.lower(), type=_AXIS_TYPE[a], **({"unit": "micrometer"} if _AXIS_TYPE[a] == "space"
+                                                            and record["voxel_size_given"] else {})) for a in axes]
+    for name in names:
+        image = group if name == "0" else group.create_group(name)
+        image.create_array("0", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
+        write_multiscales_metadata(image, [{"path": "0", "coordinateTransformations": [{"type": "scale",
+                                                                                     "scale": scale}]}],
+                                   fmt=FormatV04(), axes=ome_axes, name=record["name"])
+    group.create_array("blocks_done", shape=record["grid"], chunks=(1,) * len(record["grid"]), dtype="uint8",
+                       fill_value=0)
+    group.attrs["deepcontrast"] = to_jsonable(record)
+
+
+def iterate_arrays(group, record):
+    """``{k: zarr array of iterate k}`` for the iterates this run writes."""
+    n = record["n_iter"]
+    out = {n: group["0"]}
+    if record["save_all_iterations"]:
+        out.update({k: group[f"iter{k}"]["0"] for k in range(1, n)})
+    return out
+
+
+def done_blocks(group):
+    """Indices of the blocks whose marker is set."""
+    return {tuple(int(i) for i in idx) for idx in np.argwhere(group["blocks_done"][...] > 0)}
