@@ -29,6 +29,9 @@ def image(shape=(60, 76), rng=0):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(0)  # reproducible weights: the tiling tests measure this network
     basedir = tmp_path_factory.mktemp("models")
     model = DeepContrast(Config("YX", **TINY, degradation_settings={"extra_depth": [10, 40]}), "tiny", basedir=basedir)
     X, Y = pairs()

@@ -16,7 +16,7 @@ from ..internals.files import atomic_write
 from ..internals.tiff import read_tiff, tiff_shape
 from .settings import settings_path, save_settings
 from .transform import (as_degradation, check_depth, check_extra_depth, check_n_degradations, check_surface,
-                        check_voxel_size, degrade_pairs, distortions_name)
+                        check_voxel_size, degrade_pairs, distortions_name, warn_if_noise_free)
 from .subvolumes import sample_subvolumes
 from .volume import open_volume
 
@@ -223,6 +223,7 @@ class DegradedRawData(RawData):
                                                           depth=depth)
             calibration = report.to_dict() if hasattr(report, "to_dict") else None
             log.info("calibrated degradation: %s", deg)
+        warn_if_noise_free(deg)
         seed = int(np.random.default_rng(rng).integers(2**63))  # as deep_tissue_distortions seeds itself
         offsets = [0.0] * len(loaders)
         if sub[0] is not None:
