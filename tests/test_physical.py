@@ -108,3 +108,18 @@ def test_physical_false_is_the_bare_network(model):
 def test_background_must_be_finite(model):
     with pytest.raises(ValueError, match="background must be finite"):
         model.predict(dim_stack(), "ZYX", background=float("nan"))
+
+
+def test_iter_predict_yields_the_iterates_one_pass_at_a_time(model, monkeypatch):
+    img = dim_stack()
+    expected = model.predict_iterative(img, "ZYX", 3)
+    calls = []
+    step = model._net_step
+    monkeypatch.setattr(model, "_net_step", lambda *a, **k: calls.append(1) or step(*a, **k))
+    gen = model.iter_predict(img, "ZYX", 3)
+    first = next(gen)
+    assert len(calls) == 1
+    rest = list(gen)
+    assert len(calls) == 3
+    for a, b in zip([first] + rest, expected):
+        np.testing.assert_array_equal(a, b)

@@ -132,6 +132,26 @@ class PredictMixin:
         """
         return list(self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background))
 
+    def iter_predict(self, img, axes, n_iter, normalizer=_DEFAULT_NORMALIZER, resizer=_DEFAULT_RESIZER, n_tiles=None,
+                     *, physical=True, background=None):
+        """:meth:`predict_iterative` as a generator: each iterate as soon as it is computed.
+
+        For callers that show progress or stop early (a viewer's cancel button): iteration
+        ``k + 1`` is only computed when iterate ``k`` has been taken. Parameters as in
+        :meth:`predict_iterative`; arguments are checked on the first ``next()``.
+
+        Yields
+        ------
+        numpy.ndarray
+            Iterate 1, 2, ..., ``n_iter`` (float32, the shape of ``img``).
+
+        Examples
+        --------
+        >>> for k, restored in enumerate(model.iter_predict(img, 'ZYX', 3), 1):  # doctest: +SKIP
+        ...     print(k, restored.mean())
+        """
+        yield from self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background)
+
     # ----- internals -----------------------------------------------------------------------
 
     def _net_block(self):

@@ -31,7 +31,10 @@ def _run(path, img, axes, n_iter, cache):
     cache[key] = model
     check_model_fits(model, axes)
     yield 1
-    iterates = model.predict_iterative(img, axes, n_iter)
+    iterates = []
+    for x in model.iter_predict(img, axes, n_iter):  # a cancel takes effect after each iteration
+        iterates.append(x)
+        yield 1
     yield 2
     table = metrics.iteration_tradeoff(img, iterates)
     return iterates, table
@@ -42,7 +45,7 @@ class RestoreWidget(Container):
 
     Choose a model folder, an image layer (axes from its axis labels, editable) and ``n_iter``;
     *Restore* runs :meth:`deepcontrast.DeepContrast.predict_iterative` in a thread (the
-    viewer stays responsive; *Cancel* takes effect at the next step and adds no layer). Each
+    viewer stays responsive; *Cancel* takes effect after the current iteration and adds no layer). Each
     iterate becomes a layer ``"<raw> [iteration k]"`` with the raw layer's scale and contrast
     limits, so both the gain and any darkening are visible. The trade-off plot shows
     :func:`deepcontrast.metrics.iteration_tradeoff` (contrast gain, detail retention; the table
@@ -139,7 +142,7 @@ class RestoreWidget(Container):
         """Stop the running restoration at its next step; nothing is added to the viewer."""
         if self.worker is not None:
             self.worker.quit()
-            self.say("cancelling (takes effect when the current step ends)...")
+            self.say("cancelling (takes effect when the current iteration ends)...")
 
     def _step(self, i):
         self.progress.value = i
