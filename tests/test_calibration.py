@@ -7,7 +7,6 @@ from scipy import ndimage as ndi
 
 from deepcontrast import DeepTissueDegradation
 from deepcontrast.calibration import CalibrationReport, calibrate
-from deepcontrast.calibration.noise import fit_noise
 
 VS = (2.0, 0.5, 0.5)
 

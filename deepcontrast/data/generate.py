@@ -199,7 +199,7 @@ class DegradedRawData(RawData):
         if deg == "auto":
             deg, report = DeepTissueDegradation.calibrate(calibration_images(), axes, voxel_size=vs, surface=surface,
                                                           depth=depth)
-            calibration = report.to_dict() if hasattr(report, "to_dict") else None
+            calibration = report.to_dict()
             log.info("calibrated degradation: %s", deg)
         transform = deep_tissue_distortions(deg, (lo, hi), n_degradations=n, voxel_size=vs, surface=surface,
                                             depth=depth, rng=rng)

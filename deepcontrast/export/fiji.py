@@ -132,8 +132,9 @@ def export_fiji(model, fname=None):
     ``variables/`` folder, CSBDeep's ``meta.json`` (``type``, ``version``, ``probabilistic``,
     ``axes``, ``axes_div_by``, ``tile_overlap``) and the model's ``config.json``.
 
-    The network expects *normalized* input (as in training, e.g. percentiles 1-99.8 mapped to
-    0-1); Fiji's CSBDeep plugin normalizes this way before running the graph.
+    The network expects *normalized* input (as in Python prediction: percentiles 2 and 99.8
+    mapped to 0 and 1, CSBDeep's ``PercentileNormalizer`` defaults); set the same percentiles in
+    Fiji's CSBDeep plugin, which normalizes before running the graph.
 
     Parameters
     ----------
