@@ -10,7 +10,7 @@ from csbdeep.io import save_training_data
 from csbdeep.utils import axes_check_and_normalize
 from tqdm.auto import tqdm
 
-from .._axes import check_image_axes
+from ..internals.axes import check_image_axes
 from ..degradation import DeepTissueDegradation
 from ..internals.files import atomic_write
 from ..internals.tiff import read_tiff, tiff_shape

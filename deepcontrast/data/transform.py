@@ -5,7 +5,7 @@ import math
 import numpy as np
 from csbdeep.data import Transform
 
-from .._axes import spatial_voxel_size
+from ..internals.axes import spatial_voxel_size
 from ..degradation import DeepTissueDegradation
 
 __all__ = ["deep_tissue_distortions"]

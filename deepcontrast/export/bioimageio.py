@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..internals.files import atomic_write, zip_dir
 from ._bioimageio_docs import cover_image, documentation_markdown
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ DEFAULT_CITE = (
 )
 
 
-def _require_bioimageio():
+def require_bioimageio():
+    """Raise an ImportError naming the install command when the 'bioimageio' extra is missing."""
     try:
         import bioimageio.core  # noqa: F401
         import bioimageio.spec  # noqa: F401
@@ -122,7 +124,6 @@ def _write_weights(keras_model, net_axes, n_channel, dest):
     import keras
     import tensorflow as tf
 
-    from .fiji import _zip_dir
 
     spec = tf.TensorSpec([None] * len(net_axes) + [n_channel], tf.float32, name="input")
     archive = keras.export.ExportArchive()
@@ -130,7 +131,7 @@ def _write_weights(keras_model, net_axes, n_channel, dest):
     archive.add_endpoint(name="serve", fn=lambda x: {"output": keras_model(x, training=False)}, input_signature=[spec])
     with tempfile.TemporaryDirectory() as tmp:
         archive.write_out(os.path.join(tmp, "sm"), verbose=False)
-        _zip_dir(os.path.join(tmp, "sm"), dest)
+        zip_dir(os.path.join(tmp, "sm"), dest)
     return dest
 
 
@@ -194,7 +195,7 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
     >>> export_bioimageio(model, 'my_model.bioimageio.zip', authors=['Ada Lovelace'])  # doctest: +SKIP
     PosixPath('my_model.bioimageio.zip')
     """
-    _require_bioimageio()
+    require_bioimageio()
     import tensorflow as tf
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as bm
@@ -271,14 +272,6 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
             )
         except Exception as e:  # pydantic.ValidationError: report it readably
             raise ValueError(f"the bioimage.io description of this model does not validate: {e}") from e
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_zip = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.")) / "package.zip"
-        try:
-            save_bioimageio_package(descr, output_path=tmp_zip)
-            os.replace(tmp_zip, path)
-        finally:
-            if tmp_zip.exists():
-                tmp_zip.unlink()
-            tmp_zip.parent.rmdir()
+        atomic_write(path, lambda tmp_zip: save_bioimageio_package(descr, output_path=Path(tmp_zip)))
     log.info("bioimage.io model package written to %s", path.resolve())
     return path
