@@ -15,8 +15,8 @@ from ..degradation import DeepTissueDegradation
 from ..internals.files import atomic_write
 from ..internals.tiff import read_tiff, tiff_shape
 from .settings import settings_path, save_settings
-from .transform import (as_degradation, check_depth, check_extra_depth, check_n_degradations, check_surface,
-                        check_voxel_size, deep_tissue_distortions)
+from ..internals.checks import check_depth, check_extra_depth, check_surface
+from .transform import as_degradation, check_n_degradations, check_voxel_size, deep_tissue_distortions
 
 __all__ = ["DegradedRawData", "create_patches"]
 
