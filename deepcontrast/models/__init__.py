@@ -4,6 +4,6 @@ Importing this package imports TensorFlow (through CSBDeep).
 """
 from .config import Config, load_settings, settings_path
 from .model import DeepContrast
-from .normalize import SlicePercentileNormalizer
+from ..data.normalize import SlicePercentileNormalizer
 
 __all__ = ["Config", "DeepContrast", "SlicePercentileNormalizer", "load_settings", "settings_path"]
