@@ -1,7 +1,6 @@
 """FFT-based depth-varying Gaussian filters used by the forward model (numpy/scipy only).
 
-Split out of :mod:`deepcontrast.degradation` to keep that module short; the names are
-re-exported there for backwards compatibility.
+Split out of :mod:`deepcontrast.degradation` to keep that module short.
 """
 import numpy as np
 from scipy import fft as sfft

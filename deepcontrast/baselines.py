@@ -8,24 +8,11 @@ import logging
 
 import numpy as np
 
-from ._axes import check_image_axes, spatial_voxel_size
+from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
 
 __all__ = ["clahe", "richardson_lucy", "gaussian_psf"]
 
 log = logging.getLogger(__name__)
-
-
-def _planes_first(img, axes, keep):
-    """Transpose to (other axes..., *keep) and reshape to (n, *keep_shape)."""
-    order = [a for a in axes if a not in keep] + [a for a in keep if a in axes]
-    perm = [axes.index(a) for a in order]
-    t = np.transpose(img, perm)
-    n_keep = sum(a in axes for a in keep)
-    return t.reshape((-1,) + t.shape[len(t.shape) - n_keep:]), perm, t.shape
-
-
-def _restore(stack, perm, tshape):
-    return np.transpose(stack.reshape(tshape), np.argsort(perm))
 
 
 def clahe(img, axes, *, per_slice=True, kernel_size=None, clip_limit=0.01, nbins=256):
@@ -69,7 +56,7 @@ def clahe(img, axes, *, per_slice=True, kernel_size=None, clip_limit=0.01, nbins
 
     img, axes = check_image_axes(img, axes)
     keep = "YX" if per_slice or "Z" not in axes else "ZYX"
-    stack, perm, tshape = _planes_first(img.astype(np.float64), axes, keep)
+    stack, restore = to_planes(img.astype(np.float64), axes, keep)
     out = np.empty_like(stack)
     for i, p in enumerate(stack):
         lo, hi = float(p.min()), float(p.max())
@@ -78,7 +65,7 @@ def clahe(img, axes, *, per_slice=True, kernel_size=None, clip_limit=0.01, nbins
             continue
         eq = equalize_adapthist((p - lo) / (hi - lo), kernel_size=kernel_size, clip_limit=clip_limit, nbins=nbins)
         out[i] = lo + (hi - lo) * eq
-    return _restore(out, perm, tshape).astype(np.float32)
+    return restore(out).astype(np.float32)
 
 
 def gaussian_psf(sigma_px, *, truncate=3.0):
@@ -201,7 +188,7 @@ def richardson_lucy(img, axes, psf=None, n_iter=10, *, degradation=None, depth=0
                              f"got shape {psf.shape}")
         psf = psf / psf.sum()
         keep = "ZYX" if psf.ndim == 3 else "YX"
-        stack, perm, tshape = _planes_first(x, axes, keep)
+        stack, restore = to_planes(x, axes, keep)
         out = np.stack([_rl_padded(p, psf, n_iter) for p in stack])
     else:
         if degradation is None:
@@ -214,11 +201,11 @@ def richardson_lucy(img, axes, psf=None, n_iter=10, *, degradation=None, depth=0
         else:
             z_of = np.array([float(depth)])
         keep = "ZYX" if "Z" in axes else "YX"
-        stack, perm, tshape = _planes_first(x, axes, keep)
+        stack, restore = to_planes(x, axes, keep)
         stack = stack.reshape((stack.shape[0], -1) + stack.shape[-2:])  # (n, nz, ny, nx)
         psfs = [_forward_psf(degradation, z, vyx, include_haze) for z in z_of]
         out = np.empty_like(stack)
         for i in range(stack.shape[0]):
             for k in range(stack.shape[1]):
                 out[i, k] = _rl_padded(stack[i, k], psfs[k], n_iter)
-    return (lo + scale * _restore(out, perm, tshape)).astype(np.float32)
+    return (lo + scale * restore(out)).astype(np.float32)

@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ._axes import check_image_axes, spatial_voxel_size
-from ._filters import _axial_matrix, _blur_mix, _lateral_tf, _mirror, _pad_symmetric  # noqa: F401 (re-exported)
+from ._filters import _blur_mix
 
 __all__ = ["DeepTissueDegradation"]
 

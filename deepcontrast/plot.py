@@ -96,9 +96,9 @@ def plot_contrast_profile(images, axes, *, depths=None, metric="rms", voxel_size
 
 
 def _plane(img, axes, z):
-    from .metrics import _yx_last
+    from .internals.axes import yx_last
 
-    img, axes = _yx_last(img, axes)
+    img, axes = yx_last(img, axes)
     if "Z" in axes:
         zi = axes.index("Z")
         nz = img.shape[zi]

@@ -7,7 +7,6 @@ from scipy import ndimage as ndi
 
 from deepcontrast import DeepTissueDegradation
 from deepcontrast.calibration import CalibrationReport, calibrate
-from deepcontrast.calibration.noise import fit_noise
 
 VS = (2.0, 0.5, 0.5)
 
@@ -42,12 +41,14 @@ def test_recovers_photons_and_attenuation(clean3d, photons, attenuation_length, 
                                  read_noise=read_noise)
     stack = true.render(clean3d, "ZYX", voxel_size=VS, rng=1)
     deg, report = DeepTissueDegradation.calibrate(stack, "ZYX", voxel_size=VS)
-    assert deg.photons == pytest.approx(photons, rel=0.15)
-    assert deg.attenuation_length == pytest.approx(attenuation_length, rel=0.15)
-    # documented tolerance: offset within 3 noise std of the dark pixels, read noise within 0.3 x its value + 0.01
+    # measured errors over these four cases: photons <= 8%, attenuation length <= 5.1%, read noise
+    # 0.0051 absolute without read noise, 16% of 0.02, 2.5% of 0.05
+    assert deg.photons == pytest.approx(photons, rel=0.1)
+    assert deg.attenuation_length == pytest.approx(attenuation_length, rel=0.08)
+    # offset within 3 noise std of the dark pixels
     dark_std = np.sqrt(read_noise**2 + 0.01 / photons)
     assert abs(deg.background - background) < 3 * dark_std
-    assert abs(deg.read_noise - read_noise) < 0.3 * read_noise + 0.01
+    assert abs(deg.read_noise - read_noise) < max(0.0075, 0.25 * read_noise)
     assert report.parameters["photons"]["estimated"] and report.parameters["attenuation_length"]["estimated"]
     assert report.mode == "point-scanning"
 
@@ -91,13 +92,13 @@ def test_calibrated_noise_matches_the_data():
 
 
 def test_blur_rate_tracks_truth(clean3d):
-    est = []
+    # measured: 0.0 for 0.0 and 0.05 for 0.06 (the fit's grid step is 0.01), intervals holding the truth
     for blur in (0.0, 0.06):
         stack = DeepTissueDegradation(photons=100, blur_rate=blur).render(clean3d, "ZYX", voxel_size=VS, rng=6)
         deg, report = calibrate(stack, "ZYX", voxel_size=VS)
-        est.append(deg.blur_rate)
-        assert report.parameters["blur_rate"]["interval"] is not None
-    assert est[0] < 0.02 and est[1] > 0.03
+        assert deg.blur_rate == pytest.approx(blur, abs=0.015)
+        lo, hi = report.parameters["blur_rate"]["interval"]
+        assert lo - 1e-9 <= blur <= hi + 1e-9
 
 
 def test_surface_last_and_rising_intensity(clean3d):
@@ -232,7 +233,8 @@ def test_mode_comparison_is_reported_and_favours_widefield_with_out_of_focus_lig
 
 
 def test_auto_degradation_in_data_generation(clean3d, tmp_path):
-    data = pytest.importorskip("deepcontrast.data")
+    from deepcontrast import data
+
     stack = DeepTissueDegradation(photons=30, attenuation_length=90).render(clean3d, "ZYX", voxel_size=VS, rng=15)
     deg, _ = calibrate(stack, "ZYX", voxel_size=VS)
     raw_data = data.DegradedRawData.from_arrays([stack], "ZYX", "auto", (10, 20), voxel_size=VS, rng=0)
@@ -254,3 +256,10 @@ def test_noise_fit_attribute_access_follows_the_attribute_protocol():
     assert getattr(fit, "no_such_key", "default") == "default"
     with pytest.raises(AttributeError, match="no_such_key"):
         fit.no_such_key
+
+
+def test_strong_out_of_focus_light_makes_the_fit_choose_widefield(clean3d):
+    stack = DeepTissueDegradation(photons=100, out_of_focus=10.0).render(clean3d, "ZYX", voxel_size=VS, rng=14)
+    deg, report = calibrate(stack, "ZYX", voxel_size=VS)
+    assert report.mode == "widefield"
+    assert deg.out_of_focus > 0  # measured: 3.0 (the model's out-of-focus term is fitted, not defaulted)

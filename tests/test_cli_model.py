@@ -5,9 +5,7 @@ import numpy as np
 import pytest
 import tifffile
 
-pytest.importorskip("tensorflow")
-
-from deepcontrast.cli import main  # noqa: E402
+from deepcontrast.cli import main
 
 TINY = {"unet_n_depth": 1, "unet_n_first": 4, "train_batch_size": 4, "train_tensorboard": False}
 SETTINGS = {"degradation": {"attenuation_length": 150.0}, "extra_depth": [10, 40]}

@@ -129,7 +129,6 @@ def test_evaluate_model_bad_n_iter():
 
 
 def test_cli_evaluate_tiny_model(tmp_path, capsys):
-    pytest.importorskip("tensorflow")
     import tifffile
 
     from deepcontrast.cli import main

@@ -19,12 +19,12 @@ import zipfile
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
+import tensorflow as tf
 
-from deepcontrast.cli import main  # noqa: E402
-from deepcontrast.export import export_bioimageio, export_fiji  # noqa: E402
-from deepcontrast.export._freeze import audit_graph_def, make_tf115_compatible, tf115_ops  # noqa: E402
-from deepcontrast.models import Config, DeepContrast  # noqa: E402
+from deepcontrast.cli import main
+from deepcontrast.export import export_bioimageio, export_fiji
+from deepcontrast.export._freeze import audit_graph_def, make_tf115_compatible, tf115_ops
+from deepcontrast.models import Config, DeepContrast
 
 
 def make_model(tmp_path, axes="YX", n_in=1, n_out=None, depth=2, name="m", probabilistic=False, seed=0, save=False):

@@ -60,3 +60,14 @@ def test_model_uses_per_slice_normalization_when_configured(tmp_path):
 
     assert json.loads((tmp_path / "mTrue" / "config.json").read_text())["normalize_per_slice"] is True
     assert Config("YX", normalize_per_slice="yes").is_valid(return_invalid=True) == (False, ("normalize_per_slice",))
+
+
+def test_numpy_side_imports_without_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import sys; from deepcontrast.data import SlicePercentileNormalizer, per_slice; "
+            "import deepcontrast.metrics, deepcontrast.baselines, deepcontrast.internals.tiff; "
+            "print('tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -40,10 +40,10 @@ def run(args):
         raise ValueError(f"output {out} must end with .zip")
     check_output(out, args.overwrite, inputs=[folder / "config.json"])
     if args.format == "bioimageio":
-        from ..export.bioimageio import _require_bioimageio
+        from ..export.bioimageio import require_bioimageio
 
         try:
-            _require_bioimageio()  # fail before loading TensorFlow and the model
+            require_bioimageio()  # fail before loading TensorFlow and the model
         except ImportError as e:
             raise ValueError(str(e)) from None
 

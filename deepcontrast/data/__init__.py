@@ -6,15 +6,19 @@
 * :func:`create_patches`: CSBDeep's ``create_patches`` that also saves the settings side file
   (:func:`settings_path`, :func:`load_settings`).
 * :func:`synthetic_tissue`: a synthetic sample volume with known clean truth.
+* :func:`per_slice`: 2D training data from the planes of stacks, and
+  :class:`SlicePercentileNormalizer` to normalize each plane on its own (TensorFlow-free).
 """
 from .generate import DegradedRawData, create_patches
 from .settings import load_settings, save_settings, settings_path
-from .slices import per_slice
+from .normalize import SlicePercentileNormalizer
+from .planes import per_slice
 from .synthetic import synthetic_tissue
 from .transform import deep_tissue_distortions
 
 __all__ = [
     "per_slice",
+    "SlicePercentileNormalizer",
     "DegradedRawData",
     "create_patches",
     "deep_tissue_distortions",

@@ -10,13 +10,14 @@ from csbdeep.io import save_training_data
 from csbdeep.utils import axes_check_and_normalize
 from tqdm.auto import tqdm
 
-from .._axes import check_image_axes
+from ..internals.axes import check_image_axes
 from ..degradation import DeepTissueDegradation
 from ..internals.files import atomic_write
 from ..internals.tiff import read_tiff, tiff_shape
 from .settings import settings_path, save_settings
-from .transform import (as_degradation, check_depth, check_extra_depth, check_n_degradations, check_surface,
-                        check_voxel_size, degrade_pairs, distortions_name, warn_if_noise_free)
+from ..internals.checks import check_depth, check_extra_depth, check_surface
+from .transform import (as_degradation, check_n_degradations, check_voxel_size, degrade_pairs, distortions_name,
+                        warn_if_noise_free)
 from .subvolumes import sample_subvolumes
 from .volume import open_volume
 
@@ -221,7 +222,7 @@ class DegradedRawData(RawData):
         if deg == "auto":
             deg, report = DeepTissueDegradation.calibrate(calibration_images(), axes, voxel_size=vs, surface=surface,
                                                           depth=depth)
-            calibration = report.to_dict() if hasattr(report, "to_dict") else None
+            calibration = report.to_dict()
             log.info("calibrated degradation: %s", deg)
         warn_if_noise_free(deg)
         seed = int(np.random.default_rng(rng).integers(2**63))  # as deep_tissue_distortions seeds itself

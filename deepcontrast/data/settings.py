@@ -2,7 +2,7 @@
 import json
 from pathlib import Path
 
-from .._io import atomic_write
+from ..internals.files import atomic_write
 
 __all__ = ["settings_path", "load_settings", "save_settings"]
 

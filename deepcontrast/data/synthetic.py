@@ -3,6 +3,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..degradation import DeepTissueDegradation
+from ..internals.checks import check_depth
 
 __all__ = ["synthetic_tissue"]
 
@@ -64,12 +65,7 @@ def synthetic_tissue(shape=(48, 256, 256), *, voxel_size=(2.0, 0.5, 0.5), degrad
     shape, vs, is_2d = _check_shape(shape, voxel_size)
     if depth is None:
         depth = 60.0 if is_2d else 0.0
-    try:
-        depth = float(depth)
-    except (TypeError, ValueError):
-        raise ValueError(f"depth must be a number of micrometres >= 0, got {depth!r}") from None
-    if not (np.isfinite(depth) and depth >= 0):
-        raise ValueError(f"depth must be a finite number of micrometres >= 0, got {depth}")
+    depth = check_depth(depth)
     if degradation is None:
         degradation = DeepTissueDegradation(photons=50)
     elif not isinstance(degradation, DeepTissueDegradation):

@@ -1,12 +1,12 @@
 """The forward model as a csbdeep ``Transform``, and the argument checks it shares with
 :class:`~deepcontrast.data.DegradedRawData`."""
 import logging
-import math
 
 import numpy as np
 from csbdeep.data import Transform
 
-from .._axes import spatial_voxel_size
+from ..internals.axes import spatial_voxel_size
+from ..internals.checks import check_depth, check_extra_depth, check_surface
 from ..degradation import DeepTissueDegradation
 
 log = logging.getLogger(__name__)
@@ -133,29 +133,6 @@ def as_degradation(degradation, *, allow_auto=True):
     )
 
 
-def check_extra_depth(extra_depth):
-    """``(low, high)`` in um from a number or a range; errors for empty/inverted/negative ones."""
-    if np.ndim(extra_depth) == 0:
-        lo = hi = _finite(extra_depth, "extra_depth")
-    else:
-        vals = list(np.ravel(extra_depth)) if not isinstance(extra_depth, (list, tuple)) else list(extra_depth)
-        if len(vals) != 2:
-            raise ValueError(
-                f"extra_depth must be a number or a (low, high) range in micrometres, got {extra_depth!r} "
-                f"with {len(vals)} entries; e.g. extra_depth=(10, 40)"
-            )
-        lo = _finite(vals[0], "extra_depth low")
-        hi = _finite(vals[1], "extra_depth high")
-        if lo > hi:
-            raise ValueError(
-                f"extra_depth range ({lo:g}, {hi:g}) is inverted (low > high); give it as (low, high), "
-                f"e.g. ({hi:g}, {lo:g})"
-            )
-    if lo < 0:
-        raise ValueError(f"extra_depth must be >= 0 micrometres (deeper, not shallower), got {extra_depth!r}")
-    return lo, hi
-
-
 def draw_extra_depth(g, lo, hi):
     return float(g.uniform(lo, hi)) if hi > lo else lo
 
@@ -166,31 +143,8 @@ def check_n_degradations(n):
     return int(n)
 
 
-def check_depth(depth):
-    depth = _finite(depth, "depth")
-    if depth < 0:
-        raise ValueError(f"depth must be >= 0 micrometres (0 is the tissue surface), got {depth:g}")
-    return depth
-
-
-def check_surface(surface):
-    if surface not in ("first", "last"):
-        raise ValueError(f"surface must be 'first' or 'last' (which end of Z is the tissue surface), got {surface!r}")
-    return surface
-
-
 def check_voxel_size(axes, voxel_size):
     """Voxel size as a list of floats (one per spatial axis) or None; validated against axes."""
     if voxel_size is None:
         return None
     return [float(v) for v in spatial_voxel_size(axes, voxel_size)]
-
-
-def _finite(v, name):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number (micrometres), got {v!r}") from None
-    if not math.isfinite(f):
-        raise ValueError(f"{name} must be a finite number (micrometres), got {v!r}")
-    return f

@@ -1,11 +1,11 @@
 """The demo pipeline: sample -> training data -> training -> prediction -> evaluation -> export."""
-import json
 import logging
 import time
 from pathlib import Path
 
 import numpy as np
 
+from ..internals.files import write_json
 from .outdir import prepare_out_dir
 from .settings import demo_settings
 
@@ -134,16 +134,6 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
                   history={k: [float(v) for v in vs] for k, vs in (history or {}).items()},
                   paths={k: str(v) for k, v in paths.items()}, table=table)
     summary_file = out / "demo_summary.json"
-    tmp = summary_file.with_name("." + summary_file.name + ".tmp")
-    tmp.write_text(json.dumps({k: v for k, v in result.items() if k != "report"}, indent=2, default=_jsonable))
-    tmp.replace(summary_file)
+    write_json(summary_file, {k: v for k, v in result.items() if k != "report"}, default=str)
     result["paths"]["demo_summary.json"] = str(summary_file)
     return result
-
-
-def _jsonable(o):
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    return str(o)

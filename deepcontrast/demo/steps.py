@@ -10,7 +10,7 @@ log = logging.getLogger(__name__)
 
 def load_sample(s, input, axes, voxel_size, surface, depth, seed, out):
     """The built-in sample (with clean truth) or the user's stack; writes ground_truth.tif."""
-    from ..cli._common import read_tiff, write_tiff
+    from ..internals.tiff import read_tiff, write_tiff
     from ..degradation import DeepTissueDegradation
 
     paths = {}

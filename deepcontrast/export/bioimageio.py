@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..internals.files import atomic_write, zip_dir
 from ._bioimageio_docs import cover_image, documentation_markdown
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ DEFAULT_CITE = (
 )
 
 
-def _require_bioimageio():
+def require_bioimageio():
+    """Raise an ImportError naming the install command when the 'bioimageio' extra is missing."""
     try:
         import bioimageio.core  # noqa: F401
         import bioimageio.spec  # noqa: F401
@@ -122,7 +124,6 @@ def _write_weights(keras_model, net_axes, n_channel, dest):
     import keras
     import tensorflow as tf
 
-    from .fiji import _zip_dir
 
     spec = tf.TensorSpec([None] * len(net_axes) + [n_channel], tf.float32, name="input")
     archive = keras.export.ExportArchive()
@@ -130,7 +131,7 @@ def _write_weights(keras_model, net_axes, n_channel, dest):
     archive.add_endpoint(name="serve", fn=lambda x: {"output": keras_model(x, training=False)}, input_signature=[spec])
     with tempfile.TemporaryDirectory() as tmp:
         archive.write_out(os.path.join(tmp, "sm"), verbose=False)
-        _zip_dir(os.path.join(tmp, "sm"), dest)
+        zip_dir(os.path.join(tmp, "sm"), dest)
     return dest
 
 
@@ -146,6 +147,48 @@ def _as_authors(authors, Author):
 def _as_cite(cite, CiteEntry):
     cite = DEFAULT_CITE if cite is None else ([cite] if isinstance(cite, dict) else cite)
     return [c if isinstance(c, CiteEntry) else CiteEntry(**c) for c in cite]
+
+
+def _write_files(folder, model, x, y, net_axes, sizes, doc):
+    """Test tensors, weights, cover image and README of the package, into ``folder``."""
+    from PIL import Image
+
+    np.save(folder / "test_input.npy", x)
+    np.save(folder / "test_output.npy", y)
+    _write_weights(model.keras_model, net_axes, int(model.config.n_channel_in), folder / "tf_saved_model_bundle.zip")
+    Image.fromarray(cover_image(x, y, net_axes)).save(folder / "cover.png")
+    halo = max(h for _, _, h in sizes.values())
+    (folder / "README.md").write_text(documentation_markdown(
+        net_axes=net_axes, pmin=PMIN, pmax=PMAX, halo=halo, probabilistic=bool(model.config.probabilistic), **doc))
+
+
+def _tensor_descrs(bm, folder, net_axes, sizes, n_in, n_out_net):
+    """bioimage.io input and output tensor descriptions (axes with valid sizes and halo)."""
+    spatial = [a.lower() for a in net_axes[:-1]]
+    in_axes = [bm.BatchAxis()] + [
+        bm.SpaceInputAxis(id=bm.AxisId(a), size=bm.ParameterizedSize(min=sizes[a.upper()][0], step=sizes[a.upper()][1]))
+        for a in spatial
+    ] + [bm.ChannelAxis(channel_names=[bm.Identifier(f"channel{i}") for i in range(n_in)])]
+    out_axes = [bm.BatchAxis()] + [
+        bm.SpaceOutputAxisWithHalo(
+            id=bm.AxisId(a), size=bm.SizeReference(tensor_id=bm.TensorId("input"), axis_id=bm.AxisId(a)),
+            halo=sizes[a.upper()][2],
+        )
+        for a in spatial
+    ] + [bm.ChannelAxis(channel_names=[bm.Identifier(f"channel{i}") for i in range(n_out_net)])]
+    inputs = [bm.InputTensorDescr(
+        id=bm.TensorId("input"), axes=in_axes, test_tensor=bm.FileDescr(source=folder / "test_input.npy"),
+        data=bm.IntervalOrRatioDataDescr(type="float32"),
+        description="raw image; normalized by the declared percentile preprocessing",
+        preprocessing=[bm.ScaleRangeDescr(kwargs=bm.ScaleRangeKwargs(
+            axes=[bm.AxisId(a) for a in spatial], min_percentile=PMIN, max_percentile=PMAX))],
+    )]
+    outputs = [bm.OutputTensorDescr(
+        id=bm.TensorId("output"), axes=out_axes, test_tensor=bm.FileDescr(source=folder / "test_output.npy"),
+        data=bm.IntervalOrRatioDataDescr(type="float32"),
+        description="restored image in normalized units (one iteration)",
+    )]
+    return inputs, outputs
 
 
 def export_bioimageio(model, path, *, name=None, description=None, authors=None, license="BSD-3-Clause", cite=None, input_sample=None):
@@ -194,7 +237,7 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
     >>> export_bioimageio(model, 'my_model.bioimageio.zip', authors=['Ada Lovelace'])  # doctest: +SKIP
     PosixPath('my_model.bioimageio.zip')
     """
-    _require_bioimageio()
+    require_bioimageio()
     import tensorflow as tf
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as bm
@@ -217,43 +260,9 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        np.save(tmp / "test_input.npy", x)
-        np.save(tmp / "test_output.npy", y)
-        _write_weights(model.keras_model, net_axes, n_in, tmp / "tf_saved_model_bundle.zip")
-        from PIL import Image
-
-        Image.fromarray(cover_image(x, y, net_axes)).save(tmp / "cover.png")
-        halo = max(h for _, _, h in sizes.values())
-        (tmp / "README.md").write_text(
-            documentation_markdown(
-                name=model_name, description=description, config=config, net_axes=net_axes, pmin=PMIN, pmax=PMAX,
-                halo=halo, degradation_settings=settings, probabilistic=bool(model.config.probabilistic),
-            )
-        )
-        spatial = [a.lower() for a in net_axes[:-1]]
-        in_axes = [bm.BatchAxis()] + [
-            bm.SpaceInputAxis(id=bm.AxisId(a), size=bm.ParameterizedSize(min=sizes[a.upper()][0], step=sizes[a.upper()][1]))
-            for a in spatial
-        ] + [bm.ChannelAxis(channel_names=[bm.Identifier(f"channel{i}") for i in range(n_in)])]
-        out_axes = [bm.BatchAxis()] + [
-            bm.SpaceOutputAxisWithHalo(
-                id=bm.AxisId(a), size=bm.SizeReference(tensor_id=bm.TensorId("input"), axis_id=bm.AxisId(a)),
-                halo=sizes[a.upper()][2],
-            )
-            for a in spatial
-        ] + [bm.ChannelAxis(channel_names=[bm.Identifier(f"channel{i}") for i in range(n_out_net)])]
-        inputs = [bm.InputTensorDescr(
-            id=bm.TensorId("input"), axes=in_axes, test_tensor=bm.FileDescr(source=tmp / "test_input.npy"),
-            data=bm.IntervalOrRatioDataDescr(type="float32"),
-            description="raw image; normalized by the declared percentile preprocessing",
-            preprocessing=[bm.ScaleRangeDescr(kwargs=bm.ScaleRangeKwargs(
-                axes=[bm.AxisId(a) for a in spatial], min_percentile=PMIN, max_percentile=PMAX))],
-        )]
-        outputs = [bm.OutputTensorDescr(
-            id=bm.TensorId("output"), axes=out_axes, test_tensor=bm.FileDescr(source=tmp / "test_output.npy"),
-            data=bm.IntervalOrRatioDataDescr(type="float32"),
-            description="restored image in normalized units (one iteration)",
-        )]
+        _write_files(tmp, model, x, y, net_axes, sizes, dict(
+            name=model_name, description=description, config=config, degradation_settings=settings))
+        inputs, outputs = _tensor_descrs(bm, tmp, net_axes, sizes, n_in, n_out_net)
         weights = bm.WeightsDescr(tensorflow_saved_model_bundle=bm.TensorflowSavedModelBundleWeightsDescr(
             source=tmp / "tf_saved_model_bundle.zip", tensorflow_version=bm.Version(tf.__version__)))
         try:
@@ -271,14 +280,6 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
             )
         except Exception as e:  # pydantic.ValidationError: report it readably
             raise ValueError(f"the bioimage.io description of this model does not validate: {e}") from e
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp_zip = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.")) / "package.zip"
-        try:
-            save_bioimageio_package(descr, output_path=tmp_zip)
-            os.replace(tmp_zip, path)
-        finally:
-            if tmp_zip.exists():
-                tmp_zip.unlink()
-            tmp_zip.parent.rmdir()
+        atomic_write(path, lambda tmp_zip: save_bioimageio_package(descr, output_path=Path(tmp_zip)))
     log.info("bioimage.io model package written to %s", path.resolve())
     return path

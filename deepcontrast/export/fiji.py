@@ -8,12 +8,10 @@ SavedModel (tag ``serve``, signature ``serving_default``, input ``input``, outpu
 """
 import json
 import logging
-import os
 import tempfile
-import zipfile
 from pathlib import Path
 
-from .._io import atomic_write, to_jsonable
+from ..internals.files import atomic_write, to_jsonable, zip_dir
 from ._freeze import INPUT_NAME, OUTPUT_NAME, audit_graph_def, freeze_keras_model, make_tf115_compatible
 
 log = logging.getLogger(__name__)
@@ -110,19 +108,6 @@ def write_tf1_saved_model(graph_def, input_tensor, output_tensor, export_dir):
     return Path(export_dir)
 
 
-def _zip_dir(src, zip_path):
-    """Zip the contents of ``src`` (like ``shutil.make_archive``, with directory entries)."""
-    src = Path(src)
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
-        for root, dirs, files in os.walk(src):
-            dirs.sort()
-            rel = Path(root).relative_to(src)
-            if rel != Path("."):
-                z.write(root, rel.as_posix() + "/")
-            for f in sorted(files):
-                z.write(Path(root) / f, (rel / f).as_posix())
-
-
 def export_fiji(model, fname=None):
     """Export ``model`` as a CSBDeep SavedModel zip that Fiji's CSBDeep plugin (TF 1.15) can load.
 
@@ -132,8 +117,9 @@ def export_fiji(model, fname=None):
     ``variables/`` folder, CSBDeep's ``meta.json`` (``type``, ``version``, ``probabilistic``,
     ``axes``, ``axes_div_by``, ``tile_overlap``) and the model's ``config.json``.
 
-    The network expects *normalized* input (as in training, e.g. percentiles 1-99.8 mapped to
-    0-1); Fiji's CSBDeep plugin normalizes this way before running the graph.
+    The network expects *normalized* input (as in Python prediction: percentiles 2 and 99.8
+    mapped to 0 and 1, CSBDeep's ``PercentileNormalizer`` defaults); set the same percentiles in
+    Fiji's CSBDeep plugin, which normalizes before running the graph.
 
     Parameters
     ----------
@@ -183,7 +169,7 @@ def export_fiji(model, fname=None):
             write_tf1_saved_model(graph_def, inp, out, export_dir)
             (export_dir / "meta.json").write_text(json.dumps(meta, indent=4))
             (export_dir / "config.json").write_text(json.dumps(config, indent=4))
-            _zip_dir(export_dir, tmp_zip)
+            zip_dir(export_dir, tmp_zip)
 
     atomic_write(fname, write)
     log.info("model exported in CSBDeep's SavedModel format (TensorFlow 1.15 compatible): %s", fname.resolve())

@@ -1,7 +1,9 @@
 """Checks of numeric arguments and arrays, with messages that name the problem and the fix."""
+import math
+
 import numpy as np
 
-__all__ = ["check_finite", "check_iterate"]
+__all__ = ["check_finite", "check_iterate", "check_number", "check_depth", "check_extra_depth", "check_surface"]
 
 
 def check_finite(arr, name):
@@ -33,3 +35,52 @@ def check_iterate(y, bound, k):
         raise ValueError(f"iteration {k} diverged: {what}; the network amplifies its own output. "
                          f"Use fewer iterations (n_iter < {k}) or retrain the model")
     return y
+
+
+def check_number(v, name):
+    """``float(v)``; a ValueError naming ``name`` for a non-number or NaN/Inf (micrometres)."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number (micrometres), got {v!r}") from None
+    if not math.isfinite(f):
+        raise ValueError(f"{name} must be a finite number (micrometres), got {v!r}")
+    return f
+
+
+def check_depth(depth):
+    """Depth in micrometres below the surface: a finite number >= 0."""
+    depth = check_number(depth, "depth")
+    if depth < 0:
+        raise ValueError(f"depth must be >= 0 micrometres (0 is the tissue surface), got {depth:g}")
+    return depth
+
+
+def check_surface(surface):
+    """Which end of Z is the tissue surface: 'first' or 'last'."""
+    if surface not in ("first", "last"):
+        raise ValueError(f"surface must be 'first' or 'last' (which end of Z is the tissue surface), got {surface!r}")
+    return surface
+
+
+def check_extra_depth(extra_depth):
+    """``(low, high)`` in um from a number or a range; errors for empty/inverted/negative ones."""
+    if np.ndim(extra_depth) == 0:
+        lo = hi = check_number(extra_depth, "extra_depth")
+    else:
+        vals = list(np.ravel(extra_depth)) if not isinstance(extra_depth, (list, tuple)) else list(extra_depth)
+        if len(vals) != 2:
+            raise ValueError(
+                f"extra_depth must be a number or a (low, high) range in micrometres, got {extra_depth!r} "
+                f"with {len(vals)} entries; e.g. extra_depth=(10, 40)"
+            )
+        lo = check_number(vals[0], "extra_depth low")
+        hi = check_number(vals[1], "extra_depth high")
+        if lo > hi:
+            raise ValueError(
+                f"extra_depth range ({lo:g}, {hi:g}) is inverted (low > high); give it as (low, high), "
+                f"e.g. ({hi:g}, {lo:g})"
+            )
+    if lo < 0:
+        raise ValueError(f"extra_depth must be >= 0 micrometres (deeper, not shallower), got {extra_depth!r}")
+    return lo, hi

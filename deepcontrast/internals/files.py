@@ -9,11 +9,12 @@ import json
 import math
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_write", "write_json", "read_json", "to_jsonable"]
+__all__ = ["atomic_write", "write_json", "read_json", "to_jsonable", "zip_dir"]
 
 
 def _umask():
@@ -52,9 +53,13 @@ def atomic_write(path, write):
     return path
 
 
-def write_json(path, obj, *, indent=2):
-    """Write ``obj`` (made JSON-serializable with :func:`to_jsonable`) atomically."""
-    text = json.dumps(to_jsonable(obj), indent=indent)
+def write_json(path, obj, *, indent=2, default=None):
+    """Write ``obj`` (made JSON-serializable with :func:`to_jsonable`) atomically.
+
+    ``default`` is passed to :func:`json.dumps` for objects that are still not serializable
+    (e.g. ``str``).
+    """
+    text = json.dumps(to_jsonable(obj), indent=indent, default=default)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
@@ -104,3 +109,16 @@ def to_jsonable(x):
     if isinstance(x, Path):
         return str(x)
     return x
+
+
+def zip_dir(src, zip_path):
+    """Zip the contents of ``src`` (like ``shutil.make_archive``, with directory entries)."""
+    src = Path(src)
+    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as z:
+        for root, dirs, files in os.walk(src):
+            dirs.sort()
+            rel = Path(root).relative_to(src)
+            if rel != Path("."):
+                z.write(root, rel.as_posix() + "/")
+            for f in sorted(files):
+                z.write(Path(root) / f, (rel / f).as_posix())

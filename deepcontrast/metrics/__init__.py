@@ -17,7 +17,6 @@ Degenerate inputs never produce a silent NaN: a constant image has contrast 0 (d
 function), an empty mask or a non-positive mean raises a ValueError saying what to do.
 """
 from .contrast import CONTRAST_METRICS, contrast_profile, dcts, michelson_contrast, rms_contrast, weber_contrast
-from .contrast import _yx_last  # noqa: F401  (used by deepcontrast.plot)
 from .reference import detail_retention, nrmse, psnr, ssim
 from .tradeoff import image_metrics, intensity_stats, iteration_tradeoff, suggest_n_iter
 

@@ -4,6 +4,8 @@ import logging
 import numpy as np
 from scipy import fft as sfft
 
+from ..internals.axes import yx_last
+
 log = logging.getLogger(__name__)
 
 
@@ -217,14 +219,6 @@ CONTRAST_METRICS = {
 }
 
 
-def _yx_last(img, axes):
-    from .._axes import check_image_axes
-
-    img, axes = check_image_axes(img, axes)
-    order = [a for a in axes if a not in "YX"] + ["Y", "X"]
-    return np.transpose(img, [axes.index(a) for a in order]), "".join(order)
-
-
 def contrast_profile(img, axes, metric="rms", *, undefined="raise"):
     r"""One contrast value per Z slice, for contrast-vs-depth curves.
 
@@ -264,7 +258,7 @@ def contrast_profile(img, axes, metric="rms", *, undefined="raise"):
         raise ValueError(f"unknown contrast metric {metric!r}; use one of {sorted(CONTRAST_METRICS)} or a function")
     if undefined not in ("raise", "nan"):
         raise ValueError(f"undefined must be 'raise' or 'nan', got {undefined!r}")
-    img, axes = _yx_last(img, axes)
+    img, axes = yx_last(img, axes)
     slices = [img] if "Z" not in axes else list(np.moveaxis(img, axes.index("Z"), 0))
     out = np.empty(len(slices), dtype=np.float64)
     for k, sl in enumerate(slices):

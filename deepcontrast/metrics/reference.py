@@ -214,5 +214,3 @@ def ssim(pred, truth, *, normalize="affine"):
 for _f in (psnr, nrmse, ssim):
     _f.__doc__ = _f.__doc__.replace("{norm}", _NORM_DOC)
 
-
-# --------------------------------------------------------------------------- trade-off

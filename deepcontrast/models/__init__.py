@@ -4,6 +4,7 @@ Importing this package imports TensorFlow (through CSBDeep).
 """
 from .config import Config, load_settings, settings_path
 from .model import DeepContrast
-from .normalize import FixedPercentileNormalizer, SlicePercentileNormalizer
+from ..data.normalize import SlicePercentileNormalizer
+from .normalize import FixedPercentileNormalizer
 
 __all__ = ["Config", "DeepContrast", "FixedPercentileNormalizer", "SlicePercentileNormalizer", "load_settings", "settings_path"]

@@ -28,9 +28,8 @@ def _tensorboard_available():
 class Config(_CSBDeepConfig):
     """Configuration of a :class:`~deepcontrast.models.DeepContrast` network.
 
-    A :class:`csbdeep.models.Config` (same keys, same validation) with defaults chosen for
-    contrast restoration and two extra keys. All keys are saved in the model folder's
-    ``config.json``.
+    A :class:`csbdeep.models.Config` (same keys, same validation, CSBDeep's defaults but for
+    ``train_tensorboard``, see below) with extra keys of its own. All keys are saved in the model folder's ``config.json``.
 
     Defaults that differ from, or are worth stating next to, CSBDeep's:
 

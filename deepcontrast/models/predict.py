@@ -22,7 +22,7 @@ from .._axes import check_image_axes
 from ..internals.checks import check_iterate
 from .normalize import SlicePercentileNormalizer
 from .physical import normalized_background, physical_step
-from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled
+from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled, tile_layout
 
 logger = logging.getLogger(__name__)
 
@@ -292,8 +292,6 @@ class PredictMixin:
         tiles = tuple(img_tiles) if img_tiles is not None else auto_n_tiles(spatial_shape, halo, block, bpv, budget)
         if all(t == 1 for t in tiles):
             return tiles, max(1, int(budget // whole)), halo
-        from .tiling import tile_layout
-
         window = np.prod([tile_layout(n, t, h, block)[0] for n, t, h in zip(spatial_shape, tiles, halo)], dtype=float)
         return tiles, max(1, int(budget // (bpv * window))), halo
 
