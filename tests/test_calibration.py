@@ -270,3 +270,63 @@ def test_auto_degradation_in_data_generation(clean3d, tmp_path):
     settings = data.load_settings(save)
     assert settings["degradation"] == json.loads(json.dumps(deg.to_dict()))
     assert settings["calibration"]["parameters"]["photons"]["estimated"]
+
+
+def test_blur_increment_notice_known_answers():
+    from deepcontrast.calibration import blur_increment_notice
+
+    deg = DeepTissueDegradation()  # blur_rate 0.03
+    # increment sqrt(2 z d + d^2) * 0.03 at z = 0, d = 25: 0.75 um -> 0.375 px at 2 um, 1.5 px at 0.5 um
+    line = blur_increment_notice(deg, (2.0, 2.0), (10, 40), 0.0)
+    assert line is not None and "0.38 px" in line and "\n" not in line
+    assert blur_increment_notice(deg, (0.5, 0.5), (10, 40), 0.0) is None
+    # the fix it names reaches half a pixel: 0.5 * 2 um / 25 um = 0.04
+    assert "blur_rate=0.04" in line
+    assert blur_increment_notice(deg.replace(blur_rate=0.0401), (2.0, 2.0), (10, 40), 0.0) is None
+    # deeper planes get a larger increment: at 60 um, sqrt(3000 + 625) * 0.03 = 1.8 um = 0.9 px
+    assert blur_increment_notice(deg, (2.0, 2.0), (10, 40), 60.0) is None
+
+
+def test_report_and_training_data_say_when_blur_is_sub_pixel():
+    from deepcontrast.calibration import training_blur_notice
+    from deepcontrast.data import DegradedRawData, synthetic_tissue
+
+    plane, _ = synthetic_tissue((128, 128), voxel_size=(2.0, 2.0), degradation=DeepTissueDegradation(photons=50),
+                                depth=0.0, rng=1)
+    _, report = calibrate(plane, "YX", voxel_size=(2.0, 2.0), depth=0.0)
+    assert report.blur_notice() is not None and "note: blur increment" in report.summary()
+    _, fine = calibrate(plane, "YX", voxel_size=(0.5, 0.5), depth=0.0)
+    assert fine.blur_notice() is None and "blur increment" not in fine.summary()
+    raw = DegradedRawData.from_arrays([plane], "YX", DeepTissueDegradation(photons=50), (10, 40), voxel_size=(2, 2))
+    assert "0.38 px" in training_blur_notice(raw)
+
+
+def _model_stats(oof, blur=0.03, ls=100.0, n_z=48, vz=2.0):
+    """Per-slice contrast spectra exactly as the calibration's spectral model predicts them."""
+    deg = DeepTissueDegradation(out_of_focus=oof, blur_rate=blur, scattering_length=ls)
+    z = np.arange(n_z) * vz
+    f = np.geomspace(0.02, 1.0, 20)
+    zref = z[: n_z // 8].mean()
+    d = np.maximum(z - zref, 0)[:, None]
+    g = np.exp(-2 * np.pi**2 * blur**2 * (2 * zref * d + d**2) * f**2)
+    h = np.exp(-2 * np.pi**2 * deg.haze_width(z)[:, None] ** 2 * f**2)
+    rb = np.exp(-d / ls)
+    w = deg.out_of_focus_weight(z)[:, None]
+    K = f**-2.0 * (rb * g + (1 - rb) * h) ** 2 / ((1 + w) / (1 + deg.out_of_focus_weight(zref))) ** 2
+    stats = {"mean": np.ones(n_z), "freq": f, "signal": K, "noise": np.full_like(K, 1e-12)}
+    return stats, z
+
+
+@pytest.mark.parametrize("oof", [0.0, 1.5])
+def test_fit_spectral_chooses_the_mode_of_model_spectra(oof):
+    from deepcontrast.calibration.depth import fit_spectral
+
+    stats, z = _model_stats(oof)
+    res = fit_spectral([stats], [z], DeepTissueDegradation())
+    assert res["mode"] == ("widefield" if oof else "point-scanning")
+    if oof:
+        assert res["rss"]["widefield"] < 0.7 * res["rss"]["point-scanning"]
+        assert res["out_of_focus"]["value"] == pytest.approx(oof, rel=0.3)
+        lo, hi = res["out_of_focus"]["interval"]
+        assert lo <= oof <= hi
+    assert res["blur_rate"]["value"] == pytest.approx(0.03, abs=0.011)

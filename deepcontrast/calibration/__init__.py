@@ -34,9 +34,10 @@ import numpy as np
 from .._axes import check_image_axes, spatial_voxel_size
 from .depth import contrast_profile, fit_attenuation, fit_spectral, slice_stats
 from .noise import fit_noise
+from .notice import blur_increment_notice, training_blur_notice
 from .report import CalibrationReport
 
-__all__ = ["calibrate", "CalibrationReport", "fit_noise"]
+__all__ = ["blur_increment_notice", "calibrate", "CalibrationReport", "fit_noise", "training_blur_notice"]
 
 log = logging.getLogger(__name__)
 

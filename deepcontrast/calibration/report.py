@@ -92,7 +92,21 @@ class CalibrationReport:
         lines.append(f"imaging mode: {self.mode}" + (
             f" (residuals point-scanning {self.depth['rss']['point-scanning']:.3g}, widefield "
             f"{self.depth['rss']['widefield']:.3g})" if self.depth.get("rss") else ""))
+        notice = self.blur_notice()
+        if notice:
+            lines.append("note: " + notice)
         return "\n".join(lines)
+
+    def blur_notice(self, extra_depth=(10.0, 40.0)):
+        """The one-line sub-pixel blur notice for training pairs ``extra_depth`` um deeper, or None.
+
+        Judged at the middle of the calibrated images' depth range and their lateral pixel
+        size; see :func:`deepcontrast.calibration.blur_increment_notice`.
+        """
+        from .notice import blur_increment_notice
+
+        lo, hi = self.inputs.get("depth_range") or [self.inputs.get("depth", 0.0)] * 2
+        return blur_increment_notice(self.degradation, self.inputs.get("voxel_size"), extra_depth, (lo + hi) / 2)
 
     def __str__(self):
         return self.summary()
