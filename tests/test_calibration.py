@@ -189,6 +189,9 @@ def test_report_json_summary_and_figure(clean3d, tmp_path):
     assert "photons" in text and "default" in text and "estimated" in text
     fig = report.figure()
     assert len(fig.axes) == 3 and all(ax.get_xlabel() for ax in fig.axes)
+    # blur and halo with their uncertainties on the contrast panel
+    panel = " ".join(t.get_text() for t in fig.axes[2].texts)
+    assert "blur_rate = " in panel and "haze_sigma = " in panel and "[" in panel
     fig.savefig(tmp_path / "calibration.png")
     assert (tmp_path / "calibration.png").stat().st_size > 0
 
@@ -301,9 +304,10 @@ def test_report_and_training_data_say_when_blur_is_sub_pixel():
     assert "0.38 px" in training_blur_notice(raw)
 
 
-def _model_stats(oof, blur=0.03, ls=100.0, n_z=48, vz=2.0):
+def _model_stats(oof, blur=0.03, ls=100.0, n_z=48, vz=2.0, haze_sigma=3.0, haze_rate=0.05):
     """Per-slice contrast spectra exactly as the calibration's spectral model predicts them."""
-    deg = DeepTissueDegradation(out_of_focus=oof, blur_rate=blur, scattering_length=ls)
+    deg = DeepTissueDegradation(out_of_focus=oof, blur_rate=blur, scattering_length=ls, haze_sigma=haze_sigma,
+                                haze_rate=haze_rate)
     z = np.arange(n_z) * vz
     f = np.geomspace(0.02, 1.0, 20)
     zref = z[: n_z // 8].mean()
@@ -319,7 +323,7 @@ def _model_stats(oof, blur=0.03, ls=100.0, n_z=48, vz=2.0):
 
 @pytest.mark.parametrize("oof", [0.0, 1.5])
 def test_fit_spectral_chooses_the_mode_of_model_spectra(oof):
-    from deepcontrast.calibration.depth import fit_spectral
+    from deepcontrast.calibration.spectral import fit_spectral
 
     stats, z = _model_stats(oof)
     res = fit_spectral([stats], [z], DeepTissueDegradation())
@@ -330,3 +334,16 @@ def test_fit_spectral_chooses_the_mode_of_model_spectra(oof):
         lo, hi = res["out_of_focus"]["interval"]
         assert lo <= oof <= hi
     assert res["blur_rate"]["value"] == pytest.approx(0.03, abs=0.011)
+
+
+def test_fit_spectral_recovers_the_halo_width_of_model_spectra():
+    from deepcontrast.calibration.spectral import _LS_GRID, fit_spectral
+
+    stats, z = _model_stats(0.0, ls=float(_LS_GRID[6]), haze_sigma=2.0, haze_rate=0.075)
+    res = fit_spectral([stats], [z], DeepTissueDegradation())
+    assert res["mode"] == "point-scanning"
+    for name, true in (("haze_sigma", 2.0), ("haze_rate", 0.075)):
+        assert res[name]["estimated"], res[name]
+        assert res[name]["value"] == pytest.approx(true)
+        lo, hi = res[name]["interval"]
+        assert lo <= true <= hi

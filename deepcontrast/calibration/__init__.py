@@ -13,14 +13,17 @@ documented defaults for the rest:
 * ``attenuation_length``: slice mean vs depth, robust log-linear fit (:mod:`.depth`), 3D
   stacks only. Fallback: default 150 um for 2D images, flat or too shallow stacks, or
   intensity rising with depth (check ``surface``).
-* ``blur_rate``, ``scattering_length``: decay of the structure's power spectrum with depth
-  (:mod:`.depth`), 3D stacks only. Fallback: defaults 0.03 and 100 um.
+* ``blur_rate``, ``scattering_length``: decay of the structure's power spectrum with depth, at
+  the data's own sampling (:mod:`.spectral`), 3D stacks only. Fallback: defaults 0.03 and 100 um.
+* ``haze_sigma``, ``haze_rate``: the same spectra, profiled on a second grid (:mod:`.spectral`),
+  point-scanning stacks with a detected halo only (in widefield stacks a wide halo cannot be
+  told from out-of-focus light). Fallback: defaults 3 um and 0.05.
 * ``out_of_focus``: the same fit, point-scanning vs widefield model (a weak test, see
-  :mod:`.depth`), and ``attenuation_length`` fitted with its out-of-focus light divided out.
-  Fallback: 0 (point-scanning).
-* ``psf_sigma``, ``haze_sigma``, ``haze_rate``: not estimated; defaults 0.3 um, 3 um, 0.05
-  (``psf_sigma`` cancels in depth ratios of spectra; a wide halo cannot be told from
-  out-of-focus light).
+  :mod:`.spectral`), and ``attenuation_length`` fitted with its out-of-focus light divided
+  out. Fallback: 0 (point-scanning).
+* ``psf_sigma``: not estimated (it cancels in depth ratios of spectra: the ballistic width
+  grows as ``s_b(z)^2 - s_b(z_ref)^2 = blur_rate^2 (z^2 - z_ref^2)`` whatever it is); default
+  0.3 um.
 
 The report flags every parameter as estimated or defaulted, with the reason.
 All intensities are in the raw images' own units (``photons`` per unit of raw intensity), so
@@ -32,7 +35,8 @@ import logging
 import numpy as np
 
 from .._axes import check_image_axes, spatial_voxel_size
-from .depth import contrast_profile, fit_attenuation, fit_spectral, slice_stats
+from .depth import contrast_profile, fit_attenuation, slice_stats
+from .spectral import fit_spectral
 from .noise import fit_noise
 from .notice import blur_increment_notice, training_blur_notice
 from .report import CalibrationReport
@@ -191,10 +195,7 @@ def _depth_parameters(stacks, depths, vs, noise, defaults):
     params = {name: {"value": spectral[name]["value"], "interval": spectral[name].get("interval"),
                      "estimated": spectral[name]["estimated"],
                      "reason": spectral[name].get("reason") or spectral.get("reason") or "spectral fit vs depth"}
-              for name in ("blur_rate", "scattering_length", "out_of_focus")}
-    for name in ("haze_sigma", "haze_rate"):
-        params[name] = {"value": getattr(defaults, name), "se": None, "estimated": False,
-                        "reason": "not estimated (documented default; cannot be told from out-of-focus light)"}
+              for name in ("blur_rate", "scattering_length", "out_of_focus", "haze_sigma", "haze_rate")}
     w = None
     if spectral["out_of_focus"]["value"]:
         w = defaults.replace(out_of_focus=spectral["out_of_focus"]["value"],
