@@ -115,7 +115,12 @@ class DeepTissueDegradation:
     of Gaussians stay Gaussian, so the shape composes as a wider kernel. Attenuation, blur and
     haze keep the depth semigroup (``d1`` then ``d2`` equals ``d1 + d2``). The network then
     learns to remove an amount of out-of-focus light comparable to what the raw holds, and
-    its first iteration on the raw removes about one pass.
+    its first iteration on the raw removes about one pass. Measured on a ``synthetic_tissue``
+    render with ``out_of_focus=1`` (``benchmarks/bench_widefield.py``, per-plane 2D network):
+    the pass and the depth increment reached the same deepest-third PSNR (14.05-14.25 vs
+    14.21 dB, raw 11.75), the pass with a lower per-plane correlation to the confocal render
+    (0.946 vs 0.963, raw 0.739) and a mean that falls faster over iterations; in this model
+    out-of-focus light is mostly a smooth pedestal, which those metrics barely see.
 
     Examples
     --------
