@@ -93,9 +93,37 @@ class DeepTissueDegradation:
         inside the brackets above, with ``w(z) = out_of_focus * (1 + z / scattering_length)``
         (constant when scattering_length is None) and ``s_o(z) = 2 * s_h(z)``, a Gaussian in
         3D (along Z too, so it carries light from neighbouring planes; laterally only for 2D
-        images). The increment for ``extra_depth`` adds ``(w(z+d) - w(z)) / (1 + w(z))`` of
-        it, so mean intensities compose exactly. :meth:`calibrate` reports whether a stack
-        looks point-scanning or widefield.
+        images). :meth:`calibrate` reports whether a stack looks point-scanning or widefield.
+
+    Notes
+    -----
+    **The out-of-focus increment used for training** (``out_of_focus > 0`` only; with
+    ``out_of_focus = 0`` nothing below applies and the increment is exactly the one above).
+    The model's own increment from ``z`` to ``z + d`` would add ``(w(z+d) - w(z)) / (1 + w(z))``
+    of out-of-focus light, i.e. ``out_of_focus * d / scattering_length`` relative to the raw:
+    a few percent per 10 um, while the raw itself holds ``w(z)`` of it. A network trained on
+    such pairs learns to remove a sliver of haze and leaves the raw's out-of-focus light alone.
+    So :meth:`__call__` adds instead one *out-of-focus pass* at the new depth: the raw, seen
+    again through the out-of-focus part of the model at ``z + d``,
+
+    .. math::
+
+        y' = r_a\,\big[\,r_b\,(y_0 * G_{s_{inc}}) + (1-r_b)\,(y_0 * G_{s_h(z+d)})
+             + w(z+d)\,(y_0 * G_{s_o(z+d)})\,\big] + \text{background}
+
+    (:meth:`out_of_focus_increment` gives the weight). The pass is a semigroup of its own: the
+    in-focus share of the light, ``1 / (1 + w)``, is multiplied by ``1 / (1 + w(z+d))`` at
+    each pass and the mean by ``1 + w(z+d)``, exactly, so ``n`` passes (``n`` applications of
+    the model, or ``n`` iterations of a network trained on them) compose as a product; Gaussians
+    of Gaussians stay Gaussian, so the shape composes as a wider kernel. Attenuation, blur and
+    haze keep the depth semigroup (``d1`` then ``d2`` equals ``d1 + d2``). The network then
+    learns to remove an amount of out-of-focus light comparable to what the raw holds, and
+    its first iteration on the raw removes about one pass. Measured on a ``synthetic_tissue``
+    render with ``out_of_focus=1`` (``benchmarks/bench_widefield.py``, per-plane 2D network):
+    the pass and the depth increment reached the same deepest-third PSNR (14.05-14.25 vs
+    14.21 dB, raw 11.75), the pass with a lower per-plane correlation to the confocal render
+    (0.946 vs 0.963, raw 0.739) and a mean that falls faster over iterations; in this model
+    out-of-focus light is mostly a smooth pedestal, which those metrics barely see.
 
     Examples
     --------
@@ -159,6 +187,14 @@ class DeepTissueDegradation:
     def out_of_focus_weight(self, z):
         """Out-of-focus weight ``w(z) = out_of_focus * (1 + z / scattering_length)``."""
         return self.out_of_focus * (1 + np.asarray(z, float) / _length(self.scattering_length))
+
+    def out_of_focus_increment(self, z, extra_depth):
+        """Weight of the out-of-focus light :meth:`__call__` adds at depth ``z``: ``w(z + extra_depth)``.
+
+        One out-of-focus pass at the new depth (see the class Notes); 0 everywhere when
+        ``out_of_focus`` is 0.
+        """
+        return self.out_of_focus_weight(np.asarray(z, float) + extra_depth)
 
     @classmethod
     def calibrate(cls, images, axes, *, voxel_size=None, surface="first", depth=0.0):
@@ -275,8 +311,7 @@ class DeepTissueDegradation:
             rb = float(np.exp(-d / _length(self.scattering_length)))
             s_ball = self.blur_rate * np.sqrt(np.maximum(2 * z * d + d * d, 0.0))
             s_haze = self.haze_width(z + d)
-            w_oof = (self.out_of_focus_weight(z + d) - self.out_of_focus_weight(z)) / (1 + self.out_of_focus_weight(z))
-            return np.full_like(z, ra), np.full_like(z, rb), s_ball, s_haze, 2 * s_haze, w_oof
+            return np.full_like(z, ra), np.full_like(z, rb), s_ball, s_haze, 2 * s_haze, self.out_of_focus_increment(z, d)
 
         out = self._apply(img, axes, vs, params, depth, surface, offset=self.background)
         return self._add_noise(out, rng)

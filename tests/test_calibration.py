@@ -190,6 +190,9 @@ def test_report_json_summary_and_figure(clean3d, tmp_path):
     assert "photons" in text and "default" in text and "estimated" in text
     fig = report.figure()
     assert len(fig.axes) == 3 and all(ax.get_xlabel() for ax in fig.axes)
+    # blur and halo with their uncertainties on the contrast panel
+    panel = " ".join(t.get_text() for t in fig.axes[2].texts)
+    assert "blur_rate = " in panel and "haze_sigma = " in panel and "[" in panel
     fig.savefig(tmp_path / "calibration.png")
     assert (tmp_path / "calibration.png").stat().st_size > 0
 
@@ -212,11 +215,38 @@ def test_out_of_focus_term_adds_axial_light_and_composes_in_mean():
     base = deg.replace(out_of_focus=0.0).render(plane, "ZYX", voxel_size=(1, 1, 1))
     # light from the bright plane reaches planes 5 um away only through the out-of-focus term
     assert out[15].mean() > base[15].mean() + 0.01
-    # the mean of a flat image grows exactly as (1 + w(z + d)) / (1 + w(z))
+    # training increment = one out-of-focus pass at the new depth: a flat image's mean grows by 1 + w(z + d)
     flat = np.ones((32, 32), np.float32)
     y = deg(flat, "YX", 20.0, depth=10.0)
     w = deg.out_of_focus_weight
-    assert y.mean() == pytest.approx((1 + w(30.0)) / (1 + w(10.0)), rel=1e-3)
+    assert y.mean() == pytest.approx(1 + w(30.0), rel=1e-3)
+
+
+def test_out_of_focus_pass_is_comparable_to_what_the_raw_holds():
+    """The training increment adds as much out-of-focus light as the raw holds at the new depth."""
+    deg = DeepTissueDegradation(out_of_focus=1.0, attenuation_length=None)
+    z = np.array([0.0, 50.0, 90.0])
+    inc = deg.out_of_focus_increment(z, 20.0)
+    np.testing.assert_allclose(inc, deg.out_of_focus_weight(z + 20.0))
+    # the model's own depth increment would have added only (w(z+d) - w(z)) / (1 + w(z)) <= 10% here
+    old = (deg.out_of_focus_weight(z + 20.0) - deg.out_of_focus_weight(z)) / (1 + deg.out_of_focus_weight(z))
+    assert np.all(old < 0.11) and np.all(inc > 1.0)
+    # confocal (out_of_focus=0): no out-of-focus light at all, the increment is the model's own
+    assert np.all(DeepTissueDegradation().out_of_focus_increment(z, 20.0) == 0)
+
+
+def test_out_of_focus_passes_compose_as_a_product_in_mean():
+    """Two passes multiply the mean by (1 + w(z + d1)) (1 + w(z + d1 + d2)), with the depth semigroup."""
+    deg = DeepTissueDegradation(out_of_focus=0.5, attenuation_length=80, scattering_length=60)
+    flat = np.ones((8, 24, 24), np.float32)
+    vs = (2.0, 1.0, 1.0)
+    once = deg(flat, "ZYX", 10.0, depth=5.0, voxel_size=vs)
+    twice = deg(once, "ZYX", 15.0, depth=15.0, voxel_size=vs)
+    z = deg.slice_depths(8, depth=5.0, voxel_size_z=2.0)
+    w, a = deg.out_of_focus_weight, deg.attenuation
+    expect = a(25.0) / a(0.0) * (1 + w(z + 10.0)) * (1 + w(z + 25.0))
+    # slice means (the axial out-of-focus kernel mixes neighbouring slices: compare the stack mean tightly)
+    assert twice.mean() == pytest.approx(expect.mean(), rel=0.02)
 
 
 def test_mode_comparison_is_reported_and_favours_widefield_with_out_of_focus_light(clean3d):
@@ -263,3 +293,104 @@ def test_strong_out_of_focus_light_makes_the_fit_choose_widefield(clean3d):
     deg, report = calibrate(stack, "ZYX", voxel_size=VS)
     assert report.mode == "widefield"
     assert deg.out_of_focus > 0  # measured: 3.0 (the model's out-of-focus term is fitted, not defaulted)
+
+
+def test_blur_increment_notice_known_answers():
+    from deepcontrast.calibration import blur_increment_notice
+
+    deg = DeepTissueDegradation()  # blur_rate 0.03
+    # increment sqrt(2 z d + d^2) * 0.03 at z = 0, d = 25: 0.75 um -> 0.375 px at 2 um, 1.5 px at 0.5 um
+    line = blur_increment_notice(deg, (2.0, 2.0), (10, 40), 0.0)
+    assert line is not None and "0.38 px" in line and "\n" not in line
+    assert blur_increment_notice(deg, (0.5, 0.5), (10, 40), 0.0) is None
+    # the fix it names reaches half a pixel: 0.5 * 2 um / 25 um = 0.04
+    assert "blur_rate=0.04" in line
+    assert blur_increment_notice(deg.replace(blur_rate=0.0401), (2.0, 2.0), (10, 40), 0.0) is None
+    # deeper planes get a larger increment: at 60 um, sqrt(3000 + 625) * 0.03 = 1.8 um = 0.9 px
+    assert blur_increment_notice(deg, (2.0, 2.0), (10, 40), 60.0) is None
+
+
+def test_report_and_training_data_say_when_blur_is_sub_pixel():
+    from deepcontrast.calibration import training_blur_notice
+    from deepcontrast.data import DegradedRawData, synthetic_tissue
+
+    plane, _ = synthetic_tissue((128, 128), voxel_size=(2.0, 2.0), degradation=DeepTissueDegradation(photons=50),
+                                depth=0.0, rng=1)
+    _, report = calibrate(plane, "YX", voxel_size=(2.0, 2.0), depth=0.0)
+    assert report.blur_notice() is not None and "note: blur increment" in report.summary()
+    _, fine = calibrate(plane, "YX", voxel_size=(0.5, 0.5), depth=0.0)
+    assert fine.blur_notice() is None and "blur increment" not in fine.summary()
+    raw = DegradedRawData.from_arrays([plane], "YX", DeepTissueDegradation(photons=50), (10, 40), voxel_size=(2, 2))
+    assert "0.38 px" in training_blur_notice(raw)
+
+
+def _model_stats(oof, blur=0.03, ls=100.0, n_z=48, vz=2.0, haze_sigma=3.0, haze_rate=0.05):
+    """Per-slice contrast spectra exactly as the calibration's spectral model predicts them."""
+    deg = DeepTissueDegradation(out_of_focus=oof, blur_rate=blur, scattering_length=ls, haze_sigma=haze_sigma,
+                                haze_rate=haze_rate)
+    z = np.arange(n_z) * vz
+    f = np.geomspace(0.02, 1.0, 20)
+    zref = z[: n_z // 8].mean()
+    d = np.maximum(z - zref, 0)[:, None]
+    g = np.exp(-2 * np.pi**2 * blur**2 * (2 * zref * d + d**2) * f**2)
+    h = np.exp(-2 * np.pi**2 * deg.haze_width(z)[:, None] ** 2 * f**2)
+    rb = np.exp(-d / ls)
+    w = deg.out_of_focus_weight(z)[:, None]
+    K = f**-2.0 * (rb * g + (1 - rb) * h) ** 2 / ((1 + w) / (1 + deg.out_of_focus_weight(zref))) ** 2
+    stats = {"mean": np.ones(n_z), "freq": f, "signal": K, "noise": np.full_like(K, 1e-12)}
+    return stats, z
+
+
+@pytest.mark.parametrize("oof", [0.0, 1.5])
+def test_fit_spectral_chooses_the_mode_of_model_spectra(oof):
+    from deepcontrast.calibration.spectral import fit_spectral
+
+    stats, z = _model_stats(oof)
+    res = fit_spectral([stats], [z], DeepTissueDegradation())
+    assert res["mode"] == ("widefield" if oof else "point-scanning")
+    if oof:
+        assert res["rss"]["widefield"] < 0.7 * res["rss"]["point-scanning"]
+        assert res["out_of_focus"]["value"] == pytest.approx(oof, rel=0.3)
+        lo, hi = res["out_of_focus"]["interval"]
+        assert lo <= oof <= hi
+    assert res["blur_rate"]["value"] == pytest.approx(0.03, abs=0.011)
+
+
+def test_fit_spectral_recovers_the_halo_width_of_model_spectra():
+    from deepcontrast.calibration.spectral import _LS_GRID, fit_spectral
+
+    stats, z = _model_stats(0.0, ls=float(_LS_GRID[6]), haze_sigma=2.0, haze_rate=0.075)
+    res = fit_spectral([stats], [z], DeepTissueDegradation())
+    assert res["mode"] == "point-scanning"
+    for name, true in (("haze_sigma", 2.0), ("haze_rate", 0.075)):
+        assert res[name]["estimated"], res[name]
+        assert res[name]["value"] == pytest.approx(true)
+        lo, hi = res[name]["interval"]
+        assert lo <= true <= hi
+
+
+def test_widefield_detection_on_fixed_seed_renders():
+    """Measured with benchmarks/bench_widefield.py on these renders (seeds 0-9): widefield called
+    in 2/10 (out_of_focus 0), 6/10 (0.5), 9/10 (1), 8/10 (2). Here two seeds that it gets right."""
+    from deepcontrast.data import synthetic_tissue
+
+    for oof, mode in ((0.0, "point-scanning"), (1.0, "widefield")):
+        for seed in (0, 2):
+            obs, _ = synthetic_tissue((48, 192, 192), voxel_size=VS,
+                                      degradation=DeepTissueDegradation(photons=50, out_of_focus=oof), rng=seed)
+            deg, report = calibrate(obs, "ZYX", voxel_size=VS)
+            assert report.mode == mode
+            assert (deg.out_of_focus > 0) == (oof > 0)
+
+
+def test_attenuation_with_out_of_focus_light_divided_out():
+    from deepcontrast.calibration.depth import fit_attenuation
+
+    deg = DeepTissueDegradation(out_of_focus=1.0, scattering_length=100, attenuation_length=150)
+    z = np.arange(48) * 2.0
+    mean = deg.attenuation(z) * (1 + deg.out_of_focus_weight(z))
+    joint = fit_attenuation([(z, mean)], 150.0, deg.out_of_focus_weight)
+    assert joint["value"] == pytest.approx(150, rel=0.01)
+    # ignoring the growing out-of-focus light reads it as slower attenuation
+    naive = fit_attenuation([(z, mean)], 150.0)
+    assert naive["value"] > 1.5 * 150

@@ -78,3 +78,19 @@ def test_datagen_sample(tmp_path):
     assert main(["datagen", "--sample", "--patch-size", "8,32,32", "--n-patches", "2", "--photons", "50",
                  "--seed", "1", "-o", str(out)]) == 0
     assert load_settings(out)["voxel_size"] == [2.0, 0.5, 0.5]
+
+
+@pytest.mark.parametrize("voxel_size, noted", [("2,2", True), ("0.5,0.5", False)])
+def test_datagen_says_when_the_blur_increment_is_sub_pixel(tmp_path, capsys, voxel_size, noted):
+    raw = tmp_path / "raw2d"
+    raw.mkdir()
+    tifffile.imwrite(raw / "p.tif", synthetic_tissue((64, 64), rng=0)[0])
+    out = tmp_path / "train.npz"
+    argv = ["datagen", str(raw), "--axes", "YX", "--patch-size", "32,32", "--n-patches", "2", "--voxel-size",
+            voxel_size, "--photons", "50", "--seed", "0", "-o", str(out)]
+    assert main(argv) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if "blur increment" in ln]
+    # 0.03 um/um x sqrt(25^2) = 0.75 um: 0.375 px at 2 um pixels, 1.5 px at 0.5 um
+    assert len(lines) == (1 if noted else 0)
+    if noted:
+        assert "0.38 px" in lines[0] and "blur_rate=" in lines[0]

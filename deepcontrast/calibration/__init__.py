@@ -13,11 +13,17 @@ documented defaults for the rest:
 * ``attenuation_length``: slice mean vs depth, robust log-linear fit (:mod:`.depth`), 3D
   stacks only. Fallback: default 150 um for 2D images, flat or too shallow stacks, or
   intensity rising with depth (check ``surface``).
-* ``blur_rate``, ``scattering_length``: decay of the structure's power spectrum with depth
-  (:mod:`.depth`), 3D stacks only. Fallback: defaults 0.03 and 100 um.
+* ``blur_rate``, ``scattering_length``: decay of the structure's power spectrum with depth, at
+  the data's own sampling (:mod:`.spectral`), 3D stacks only. Fallback: defaults 0.03 and 100 um.
+* ``haze_sigma``, ``haze_rate``: the same spectra, profiled on a second grid (:mod:`.spectral`),
+  point-scanning stacks with a detected halo only (in widefield stacks a wide halo cannot be
+  told from out-of-focus light). Fallback: defaults 3 um and 0.05.
 * ``out_of_focus``: the same fit, point-scanning vs widefield model (a weak test, see
-  :mod:`.depth`). Fallback: 0 (point-scanning).
-* ``psf_sigma``, ``haze_sigma``, ``haze_rate``: not estimated; defaults 0.3 um, 3 um, 0.05.
+  :mod:`.spectral`), and ``attenuation_length`` fitted with its out-of-focus light divided
+  out. Fallback: 0 (point-scanning).
+* ``psf_sigma``: not estimated (it cancels in depth ratios of spectra: the ballistic width
+  grows as ``s_b(z)^2 - s_b(z_ref)^2 = blur_rate^2 (z^2 - z_ref^2)`` whatever it is); default
+  0.3 um.
 
 The report flags every parameter as estimated or defaulted, with the reason.
 All intensities are in the raw images' own units (``photons`` per unit of raw intensity), so
@@ -29,11 +35,13 @@ import logging
 import numpy as np
 
 from .._axes import check_image_axes, spatial_voxel_size
-from .depth import contrast_profile, fit_attenuation, fit_spectral, slice_stats
+from .depth import contrast_profile, fit_attenuation, slice_stats
+from .spectral import fit_spectral
 from .noise import fit_noise
+from .notice import blur_increment_notice, training_blur_notice
 from .report import CalibrationReport
 
-__all__ = ["calibrate", "CalibrationReport", "fit_noise"]
+__all__ = ["blur_increment_notice", "calibrate", "CalibrationReport", "fit_noise", "training_blur_notice"]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +113,42 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
     if cls is None:
         from ..degradation import DeepTissueDegradation as cls
     defaults = cls() if defaults is None else defaults
+    stacks, norm_axes, n_images = _load_stacks(images, axes)
+    vs = spatial_voxel_size(norm_axes, voxel_size)
+    noise, params = _noise_parameters(stacks)
+    has_z = "Z" in norm_axes
+    if has_z and max(len(s) for s in stacks) >= 4:
+        depths = [defaults.slice_depths(len(s), depth=depth, voxel_size_z=vs[0], surface=surface) for s in stacks]
+        depth_params, depth_info = _depth_parameters(stacks, depths, vs, noise, defaults)
+    else:
+        why = ("2D images carry no depth information" if not has_z else "stacks have fewer than 4 slices")
+        depth_params = {name: {"value": getattr(defaults, name), "se": None, "estimated": False, "reason": why}
+                        for name in _DEPTH_PARAMETERS}
+        depth_info = {"has_z": has_z, "profiles": [], "contrast": [], "mode": "unknown"}
+    params.update(depth_params)
+    params["psf_sigma"] = {"value": defaults.psf_sigma, "se": None, "estimated": False,
+                           "reason": "cancels in depth ratios of spectra (needs an image of sub-resolution beads)"}
+    deg = defaults.replace(**{k: v["value"] for k, v in params.items()})
+    if depth_info.get("stats"):
+        stats, depths = depth_info.pop("stats"), depth_info.pop("depths")
+        for st, z in zip(stats, depths):
+            zz, data, model = contrast_profile(st, z, deg)
+            depth_info["contrast"].append({"z": zz.tolist(), "data": _finite(data), "model": _finite(model)})
+    report = CalibrationReport(degradation=deg, parameters=params, noise=dict(noise), depth=depth_info,
+                               inputs={"n_images": n_images, "axes": norm_axes, "voxel_size": list(vs),
+                                       "surface": surface, "depth": float(depth),
+                                       "depth_range": _depth_range(stacks, depth, vs, has_z),
+                                       "dtype": str(np.asarray(_as_list(images)[0]).dtype)})
+    log.info("calibration:\n%s", report.summary())
+    return deg, report
+
+
+#: parameters fitted from how the stack changes with depth
+_DEPTH_PARAMETERS = ("attenuation_length", "blur_rate", "scattering_length", "out_of_focus", "haze_sigma", "haze_rate")
+
+
+def _load_stacks(images, axes):
+    """Check the images; (list of (n_z, ny, nx) float64 stacks, normalized axes, number of images)."""
     imgs = _as_list(images)
     if not imgs:
         raise ValueError("no images given to calibrate from; pass one array or a non-empty list of arrays")
@@ -114,9 +158,6 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
         if img.size == 0:
             raise ValueError(f"image {i} is empty (shape {img.shape}); give images with pixels to calibrate from")
         stacks.extend(_stacks(img, norm_axes))
-    vs = spatial_voxel_size(norm_axes, voxel_size)
-    has_z = "Z" in norm_axes
-    vyx = vs[-2:]
     lo = min(float(s.min()) for s in stacks)
     hi = max(float(s.max()) for s in stacks)
     if lo == hi:
@@ -124,14 +165,17 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
             f"the images are constant (all values {lo:g}); there is no noise or structure to calibrate from. "
             "Check the input files, or pass an explicit degradation, e.g. DeepTissueDegradation(photons=50)"
         )
+    return stacks, norm_axes, len(imgs)
+
+
+def _noise_parameters(stacks):
+    """Mean-variance fit over (up to _MAX_NOISE_PLANES) planes: the noise dict and its parameters."""
     planes = [p for s in stacks for p in s]
     if len(planes) > _MAX_NOISE_PLANES:
         planes = [planes[i] for i in np.linspace(0, len(planes) - 1, _MAX_NOISE_PLANES).astype(int)]
     noise = fit_noise(planes)
-    offset = noise["offset"]
-    log.info("noise: photons=%s read_noise=%.4g offset=%.4g (%s)", noise["photons"], noise["read_noise"], offset,
-             noise["status"])
-
+    log.info("noise: photons=%s read_noise=%.4g offset=%.4g (%s)", noise["photons"], noise["read_noise"],
+             noise["offset"], noise["status"])
     params = {}
     params["photons"] = {"value": noise["photons"], "se": noise["photons_se"], "estimated": noise["status"] == "estimated",
                          "reason": {"estimated": "mean-variance fit",
@@ -139,49 +183,36 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
                                     "noise-free": "no noise detected"}[noise["status"]]}
     params["read_noise"] = {"value": noise["read_noise"], "se": noise["read_noise_se"], "estimated": True,
                             "reason": "mean-variance fit: variance at the offset"}
-    params["background"] = {"value": offset, "se": noise.get("offset_se"), "estimated": True,
+    params["background"] = {"value": noise["offset"], "se": noise.get("offset_se"), "estimated": True,
                             "reason": noise.get("offset_method", "dark level")}
+    return noise, params
 
-    depth_info = {"has_z": has_z, "profiles": [], "contrast": [], "mode": "unknown"}
-    spectral = None
-    if has_z and max(len(s) for s in stacks) >= 4:
-        depths = [defaults.slice_depths(len(s), depth=depth, voxel_size_z=vs[0], surface=surface) for s in stacks]
-        stats = [slice_stats(s, vyx, offset, noise) for s in stacks]
-        spectral = fit_spectral(stats, depths, defaults)
-        depth_info["mode"] = spectral["mode"]
-        depth_info["rss"] = spectral.get("rss")
-        oof = spectral["out_of_focus"]["value"] or 0.0
-        ls_for_w = spectral["scattering_length"]["value"]
-        w = None
-        if oof:
-            w = defaults.replace(out_of_focus=oof, scattering_length=ls_for_w).out_of_focus_weight
-        att = fit_attenuation([(z, st["mean"]) for z, st in zip(depths, stats)], defaults.attenuation_length, w)
-        params["attenuation_length"] = {"value": att["value"], "se": att["se"], "estimated": att["estimated"],
-                                        "reason": att["reason"]}
-        depth_info["attenuation"] = {k: att.get(k) for k in ("z", "mean", "fit", "slope", "slope_se")}
-        for name in ("blur_rate", "scattering_length", "out_of_focus"):
-            r = spectral[name]
-            params[name] = {"value": r["value"], "interval": r.get("interval"), "estimated": r["estimated"],
-                            "reason": r.get("reason") or spectral.get("reason") or "spectral fit vs depth"}
-    else:
-        why = ("2D images carry no depth information" if not has_z else "stacks have fewer than 4 slices")
-        for name in ("attenuation_length", "blur_rate", "scattering_length", "out_of_focus"):
-            params[name] = {"value": getattr(defaults, name), "se": None, "estimated": False, "reason": why}
-    for name in ("psf_sigma", "haze_sigma", "haze_rate"):
-        params[name] = {"value": getattr(defaults, name), "se": None, "estimated": False,
-                        "reason": "not estimated (documented default)"}
 
-    deg = defaults.replace(**{k: v["value"] for k, v in params.items()})
-    if spectral is not None:
-        for st, z in zip(stats, depths):
-            zz, data, model = contrast_profile(st, z, deg)
-            depth_info["contrast"].append({"z": zz.tolist(), "data": _finite(data), "model": _finite(model)})
-    report = CalibrationReport(degradation=deg, parameters=params, noise=dict(noise), depth=depth_info,
-                               inputs={"n_images": len(imgs), "axes": norm_axes, "voxel_size": list(vs),
-                                       "surface": surface, "depth": float(depth),
-                                       "dtype": str(np.asarray(imgs[0]).dtype)})
-    log.info("calibration:\n%s", report.summary())
-    return deg, report
+def _depth_parameters(stacks, depths, vs, noise, defaults):
+    """Spectral fit (blur, haze, out-of-focus light), then attenuation with the out-of-focus light divided out."""
+    stats = [slice_stats(s, vs[-2:], noise["offset"], noise) for s in stacks]
+    spectral = fit_spectral(stats, depths, defaults)
+    params = {name: {"value": spectral[name]["value"], "interval": spectral[name].get("interval"),
+                     "estimated": spectral[name]["estimated"],
+                     "reason": spectral[name].get("reason") or spectral.get("reason") or "spectral fit vs depth"}
+              for name in ("blur_rate", "scattering_length", "out_of_focus", "haze_sigma", "haze_rate")}
+    w = None
+    if spectral["out_of_focus"]["value"]:
+        w = defaults.replace(out_of_focus=spectral["out_of_focus"]["value"],
+                             scattering_length=spectral["scattering_length"]["value"]).out_of_focus_weight
+    att = fit_attenuation([(z, st["mean"]) for z, st in zip(depths, stats)], defaults.attenuation_length, w)
+    params["attenuation_length"] = {"value": att["value"], "se": att["se"], "estimated": att["estimated"],
+                                    "reason": att["reason"] + (" (out-of-focus light divided out)" if w else "")}
+    info = {"has_z": True, "profiles": [], "contrast": [], "mode": spectral["mode"], "rss": spectral.get("rss"),
+            "stats": stats, "depths": depths,
+            "attenuation": {k: att.get(k) for k in ("z", "mean", "fit", "slope", "slope_se")}}
+    return params, info
+
+
+def _depth_range(stacks, depth, vs, has_z):
+    """(shallowest, deepest) depth in um covered by the stacks."""
+    n_z = max(len(s) for s in stacks)
+    return [float(depth), float(depth + (vs[0] * (n_z - 1) if has_z else 0.0))]
 
 
 def _finite(a):

@@ -10,50 +10,20 @@ Attenuation
     depth (check ``surface``) fall back to the default length (flagged in the report).
 
 Blur, scattering (haze) and out-of-focus light
-    Per slice, the radial power spectrum of the structure (Hann-windowed, minus the white-noise
-    power predicted by the noise fit), divided by the squared slice mean: the *contrast
-    spectrum* ``K_k(f)``. The shallowest slices are the reference. Going deeper by ``d`` the
-    model predicts ``K_k(f) = K_ref(f) * |T(f)|**2 / ((1 + w(z_k)) / (1 + w(z_ref)))**2`` with
-    the increment transfer ``T = r_b G(s_inc) + (1 - r_b) G(s_h)`` (ballistic blur growth and
-    scattered halo, exactly the increment :class:`DeepTissueDegradation` applies) and ``w`` the
-    out-of-focus weight (out-of-focus light from other planes adds to the mean but hardly to
-    the in-plane structure). ``blur_rate``, ``scattering_length`` and ``out_of_focus`` are
-    fitted on a grid to ``log K`` over slices and frequencies where the structure is above the
-    noise; ``haze_sigma`` and ``haze_rate`` keep their defaults (the halo width is poorly
-    determined when the halo is weak). Two models are compared: *point-scanning*
-    (``out_of_focus = 0``) and *widefield* (``out_of_focus`` free); widefield is chosen only if
-    it lowers the residual sum of squares by more than 30% with ``out_of_focus > 0.05``.
-    Uncertainties are the grid ranges whose profile residual stays within ``1 + 4 / n_slices``
-    of the minimum (about two standard errors); a parameter whose range touches both ends of
-    the grid is not identified and keeps its default.
-
-Limitations (measured on stacks rendered by the forward model itself)
-    The mode test is weak: out-of-focus light and the scattered halo both lower contrast
-    mostly at low spatial frequencies, and the fields of view of typical stacks (< ~100 um)
-    barely reach the scales (> ~50 um) where only out-of-focus light acts. On 32x128x128
-    stacks the widefield model's residual fell from 0.86 of the point-scanning one
-    (``out_of_focus = 0``) to 0.77 (``out_of_focus = 1``), short of the 0.7 threshold, so such
-    stacks are still called point-scanning. Then the growing out-of-focus light is read as
-    slower attenuation (``attenuation_length`` over-estimated, e.g. 147 -> 315 um for
-    ``out_of_focus`` 0 -> 1). If you know your microscope is widefield, set ``out_of_focus``
-    yourself (``deg.replace(out_of_focus=...)``). ``blur_rate`` and ``scattering_length``
-    come from a lateral-only transfer (the model's axial blur is ignored), so they are
-    approximate: on such stacks ``blur_rate`` 0 and 0.06 were recovered as 0.0-0.01 and
-    0.04-0.05, ``scattering_length`` 100 um as 50-150 um.
+    See :mod:`deepcontrast.calibration.spectral` (fitted from the spectra :func:`slice_stats`
+    computes here).
 """
 import logging
-import warnings
 
 import numpy as np
 from scipy import fft as sfft
+
+from .spectral import _transfer2, fit_spectral  # noqa: F401 (fit_spectral lived here)
 
 __all__ = ["contrast_profile", "fit_attenuation", "fit_spectral", "slice_stats"]
 
 log = logging.getLogger(__name__)
 
-_LS_GRID = np.concatenate([np.geomspace(10.0, 3000.0, 18), [np.inf]])
-_BLUR_GRID = np.linspace(0.0, 0.15, 16)
-_OOF_GRID = np.concatenate([[0.0], np.geomspace(0.02, 3.0, 14)])
 
 
 def slice_stats(stack, vyx, offset, noise, n_bins=24):
@@ -224,129 +194,4 @@ def _fit_attenuation(profiles, default, oof_weight):
                          f"over {np.ptp(z):.3g} um)")
     else:
         out.update(value=float(-1 / slope), se=float(se / slope**2), estimated=True, reason="fitted")
-    return out
-
-
-def _transfer2(freq, z_ref, z, blur, ls, haze_sigma, haze_rate):
-    """|T|^2 of the increment from z_ref to z: arrays broadcast as (blur, ls, slice, freq)."""
-    d = np.maximum(z - z_ref, 0.0)
-    s_inc2 = blur**2 * (2 * z_ref * d + d * d)
-    rb = np.exp(-d / ls)
-    s_h = haze_sigma + haze_rate * z
-    g = np.exp(-2 * np.pi**2 * s_inc2 * freq**2)
-    h = np.exp(-2 * np.pi**2 * s_h**2 * freq**2)
-    return (rb * g + (1 - rb) * h) ** 2
-
-
-def fit_spectral(stats, depths, defaults, *, n_ref=None):
-    """Fit blur_rate, scattering_length and out_of_focus to per-slice contrast spectra.
-
-    Parameters
-    ----------
-    stats : list of dict
-        :func:`slice_stats` of each stack.
-    depths : list of numpy.ndarray
-        Depth (um) of each slice of each stack.
-    defaults : DeepTissueDegradation
-        Supplies ``haze_sigma``, ``haze_rate`` and the fallbacks.
-    n_ref : int or None
-        Number of shallowest slices forming the reference (default: n_z // 8, at least 2).
-
-    Returns
-    -------
-    dict
-        Per parameter ``{'value', 'interval', 'estimated', 'reason'}``, the mode
-        ('point-scanning', 'widefield' or 'unknown'), residuals of both models, and per-slice
-        contrast (data and model) for the figure.
-    """
-    rows = []  # (logK_obs, logK_ref, freq, z_ref, z)
-    for st, z in zip(stats, depths):
-        order = np.argsort(z)
-        n_z = len(z)
-        if n_z < 4:
-            continue
-        m = st["mean"][order]
-        S, N = st["signal"][order], st["noise"][order]
-        zz = np.asarray(z, float)[order]
-        nr = n_ref or max(2, n_z // 8)
-        good_m = m > 0
-        K = np.where((S > N) & good_m[:, None], S / np.maximum(m[:, None], 1e-300) ** 2, np.nan)
-        ref_ok = np.all(np.isfinite(K[:nr]), 0)
-        if not ref_ok.any():
-            continue
-        with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are excluded just below
-            Kref = np.exp(np.nanmean(np.log(K[:nr]), 0))
-        zref = float(zz[:nr].mean())
-        for k in range(nr, n_z):
-            sel = np.isfinite(K[k]) & ref_ok
-            if sel.sum() >= 3 and zz[k] > zref:
-                f = st["freq"][sel]
-                rows.append((np.log(K[k, sel]), np.log(Kref[sel]), f, zref, zz[k]))
-    out = {"mode": "unknown", "reason": None}
-    fallback = {
-        "blur_rate": {"value": defaults.blur_rate, "interval": None, "estimated": False},
-        "scattering_length": {"value": defaults.scattering_length, "interval": None, "estimated": False},
-        "out_of_focus": {"value": defaults.out_of_focus, "interval": None, "estimated": False},
-    }
-    if len(rows) < 3:
-        out.update(fallback, reason="too few slices with structure above the noise to compare spectra with depth")
-        return out
-    lk = np.concatenate([r[0] for r in rows])
-    lref = np.concatenate([r[1] for r in rows])
-    f = np.concatenate([r[2] for r in rows])
-    zr = np.concatenate([np.full(len(r[0]), r[3]) for r in rows])
-    z = np.concatenate([np.full(len(r[0]), r[4]) for r in rows])
-    B = _BLUR_GRID[:, None, None]
-    L = _LS_GRID[None, :, None]
-    t2 = _transfer2(f[None, None], zr, z, B, L, defaults.haze_sigma, defaults.haze_rate)
-    base = lref + np.log(np.maximum(t2, 1e-300))  # (blur, ls, points)
-    # out-of-focus: w(z) = oof (1 + z / Ls); log factor -2 log((1 + w(z)) / (1 + w(zr)))
-    O = _OOF_GRID[:, None, None, None]
-    wz = O * (1 + z / L[None])
-    wr = O * (1 + zr / L[None])
-    pred = base[None] - 2 * np.log((1 + wz) / (1 + wr))  # (oof, blur, ls, points)
-    rss = np.sum((lk - pred) ** 2, axis=-1)  # (oof, blur, ls)
-    n_slices = len(rows)
-    tol = 1 + 4.0 / n_slices
-    rss_p = rss[0]
-    rss_w = rss[1:]
-    ip = np.unravel_index(np.argmin(rss_p), rss_p.shape)
-    iw = np.unravel_index(np.argmin(rss_w), rss_w.shape)
-    best_p, best_w = float(rss_p[ip]), float(rss_w[iw])
-    oof_w = float(_OOF_GRID[1:][iw[0]])
-    widefield = best_w < 0.7 * best_p and oof_w > 0.05
-    out["mode"] = "widefield" if widefield else "point-scanning"
-    out["rss"] = {"point-scanning": best_p, "widefield": best_w}
-    cube = rss if widefield else rss[:1]
-    best = float(cube.min())
-
-    def profile(axis_keep, grid, name, default):
-        prof = np.moveaxis(cube, axis_keep, 0).reshape(len(grid), -1).min(1)
-        ok = np.flatnonzero(prof <= best * tol)
-        val = float(grid[int(np.argmin(prof))])
-        lo, hi = float(grid[ok.min()]), float(grid[ok.max()])
-        identified = not (ok.min() == 0 and ok.max() == len(grid) - 1)
-        res = {"value": val if identified else default, "interval": [lo, hi], "estimated": bool(identified),
-               "best_on_grid": val}
-        if not identified:
-            res["reason"] = f"{name} not identified by the data (any value in [{lo:g}, {hi:g}] fits)"
-        return res
-
-    out["blur_rate"] = profile(1, _BLUR_GRID, "blur_rate", defaults.blur_rate)
-    sl = profile(2, _LS_GRID, "scattering_length", defaults.scattering_length)
-    if sl["estimated"] and np.isinf(sl["value"]):
-        sl["value"] = None  # no haze detected: the model's None
-    out["scattering_length"] = sl
-    if widefield:
-        out["out_of_focus"] = profile(0, _OOF_GRID, "out_of_focus", defaults.out_of_focus)
-    else:
-        out["out_of_focus"] = {"value": 0.0, "interval": None, "estimated": True,
-                               "reason": "point-scanning model fits as well (no out-of-focus term)"}
-    for k in ("blur_rate", "scattering_length", "out_of_focus"):
-        v = out[k]
-        if v.get("interval") is not None:
-            v["interval"] = [None if np.isinf(x) else x for x in v["interval"]]
-        if isinstance(v.get("best_on_grid"), float) and np.isinf(v["best_on_grid"]):
-            v["best_on_grid"] = None
     return out

@@ -92,7 +92,21 @@ class CalibrationReport:
         lines.append(f"imaging mode: {self.mode}" + (
             f" (residuals point-scanning {self.depth['rss']['point-scanning']:.3g}, widefield "
             f"{self.depth['rss']['widefield']:.3g})" if self.depth.get("rss") else ""))
+        notice = self.blur_notice()
+        if notice:
+            lines.append("note: " + notice)
         return "\n".join(lines)
+
+    def blur_notice(self, extra_depth=(10.0, 40.0)):
+        """The one-line sub-pixel blur notice for training pairs ``extra_depth`` um deeper, or None.
+
+        Judged at the middle of the calibrated images' depth range and their lateral pixel
+        size; see :func:`deepcontrast.calibration.blur_increment_notice`.
+        """
+        from .notice import blur_increment_notice
+
+        lo, hi = self.inputs.get("depth_range") or [self.inputs.get("depth", 0.0)] * 2
+        return blur_increment_notice(self.degradation, self.inputs.get("voxel_size"), extra_depth, (lo + hi) / 2)
 
     def __str__(self):
         return self.summary()
@@ -139,7 +153,21 @@ class CalibrationReport:
             ax[2].text(0.5, 0.5, "no depth axis", ha="center", va="center", transform=ax[2].transAxes)
         ax[2].set(xlabel="depth (um)", ylabel="structure contrast (std / mean)",
                   title=f"contrast vs depth ({self.mode})")
+        fitted = [self._with_uncertainty(k) for k in ("blur_rate", "scattering_length", "out_of_focus", "haze_sigma",
+                                                       "haze_rate") if k in self.parameters]
+        if fitted:
+            ax[2].text(0.98, 0.98, "\n".join(fitted), ha="right", va="top", fontsize=7, transform=ax[2].transAxes)
         return fig
+
+    def _with_uncertainty(self, name):
+        """``name = value [lo, hi]`` (or ``+- se``), marked '(default)' when not estimated."""
+        p = self.parameters[name]
+        text = f"{name} = {_fmt(p.get('value'))}"
+        if p.get("se") is not None:
+            text += f" +- {p['se']:.2g}"
+        elif p.get("interval") is not None:
+            text += f" [{_fmt(p['interval'][0])}, {_fmt(p['interval'][1])}]"
+        return text + ("" if p.get("estimated") else " (default)")
 
 
 def _fmt(v):

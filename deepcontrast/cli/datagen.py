@@ -47,6 +47,7 @@ def add_parser(sub):
 
 
 def run(args):
+    from ..calibration import training_blur_notice
     from ..data import DegradedRawData, create_patches, settings_path, synthetic_tissue
     from ..degradation import DeepTissueDegradation
 
@@ -91,6 +92,9 @@ def run(args):
         else:
             raw_data = DegradedRawData.from_folder(".", args.raw_dirs, args.axes, degradation, extra_depth,
                                                    pattern=args.pattern, **kw)
+    notice = training_blur_notice(raw_data)
+    if notice:
+        print(f"note: {notice}")
     X, Y, axes = create_patches(raw_data, patch_size, args.n_patches, save_file=out, overwrite=args.overwrite,
                                 rng=args.seed, verbose=False)
     print(f"wrote {out}: X and Y of shape {X.shape} (axes {axes}) from {len(raw_data.names)} image(s) "

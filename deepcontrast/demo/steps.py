@@ -46,6 +46,10 @@ def make_training_data(s, sample, data_dir, seed):
         n_degradations=s["n_degradations"], voxel_size=sample.voxel_size, surface=sample.surface,
         depth=sample.depth, rng=rng,
     )
+    from ..calibration import training_blur_notice
+
+    if notice := training_blur_notice(raw_data):
+        log.warning("%s", notice)
     file = Path(data_dir) / "training_data.npz"
     n_per = max(1, s["n_patches_per_image"] // s["n_degradations"])
     if s["slices_2d"] and "Z" in sample.axes:
