@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..models.precision import float32_network
 from ._bioimageio_docs import cover_image, documentation_markdown
 
 log = logging.getLogger(__name__)
@@ -108,13 +109,15 @@ def _test_output(model, x, net_axes):
     from csbdeep.utils import normalize
 
     if hasattr(model, "predict") and not model.config.probabilistic:
-        y = model.predict(x, net_axes, normalizer=PercentileNormalizer(PMIN, PMAX, do_after=False), resizer=NoResizer())
+        kw = {"precision": "float32"} if hasattr(model, "_net_for") else {}  # what the export computes
+        y = model.predict(x, net_axes, normalizer=PercentileNormalizer(PMIN, PMAX, do_after=False), resizer=NoResizer(),
+                          **kw)
         y = np.asarray(y, np.float32)
         if y.ndim == len(net_axes) - 1:
             y = y[..., None]
         return y[None]
     xn = normalize(x, PMIN, PMAX, axis=tuple(range(x.ndim - 1)))
-    return np.asarray(model.keras_model.predict(xn[None], verbose=0), np.float32)
+    return np.asarray(float32_network(model).predict(xn[None], verbose=0), np.float32)
 
 
 def _write_weights(keras_model, net_axes, n_channel, dest):
@@ -219,7 +222,7 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
         tmp = Path(tmp)
         np.save(tmp / "test_input.npy", x)
         np.save(tmp / "test_output.npy", y)
-        _write_weights(model.keras_model, net_axes, n_in, tmp / "tf_saved_model_bundle.zip")
+        _write_weights(float32_network(model), net_axes, n_in, tmp / "tf_saved_model_bundle.zip")
         from PIL import Image
 
         Image.fromarray(cover_image(x, y, net_axes)).save(tmp / "cover.png")
