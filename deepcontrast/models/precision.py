@@ -149,12 +149,15 @@ def with_precision(keras_model, precision):
     if check_precision(precision) == "auto":
         raise ValueError("with_precision needs a concrete precision; pass resolve_precision('auto')")
     head = _head_names(keras_model)
-    config = keras_model.get_config()
-    for layer in config["layers"]:
-        name = layer["config"]["name"]
-        body = layer["class_name"] != "InputLayer" and name not in head
-        layer["config"]["dtype"] = _POLICY[precision] if body else "float32"
-    net = keras.Model.from_config(config)
+
+    def clone(layer):
+        dtype = "float32" if layer.name in head else _POLICY[precision]
+        if isinstance(layer, keras.layers.Lambda):  # its config holds Python bytecode; reuse the function
+            return keras.layers.Lambda(layer.function, name=layer.name, dtype=dtype)
+        return type(layer).from_config({**layer.get_config(), "dtype": dtype})
+
+    uncompiled = keras.Model(keras_model.inputs, keras_model.outputs, name=keras_model.name)  # shares the layers
+    net = keras.models.clone_model(uncompiled, clone_function=clone)
     net.set_weights(keras_model.get_weights())
     return net
 
