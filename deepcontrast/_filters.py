@@ -60,17 +60,6 @@ def _mirror(i, n):
     return i if i < n else 2 * n - 1 - i
 
 
-def _padded_spectra(vol, pads, chunk):
-    """rfft2 of every slice of ``vol`` mirror-padded by ``pads``, computed ``chunk`` slices at a time."""
-    n_z, ny, nx = vol.shape
-    fy_n, fx_n = ny + pads[0] + pads[1], (nx + pads[2] + pads[3]) // 2 + 1
-    spectra = np.empty((n_z, fy_n, fx_n), np.complex64)
-    for k0 in range(0, n_z, chunk):
-        k1 = min(n_z, k0 + chunk)
-        spectra[k0:k1] = sfft.rfft2(_pad_symmetric(vol[k0:k1], *pads), workers=-1)
-    return spectra
-
-
 def _lateral_tf(fy, fx, sy, sx):
     """Gaussian transfer functions for each of k sigmas: (k, ny, nx_r) float32."""
     gy = np.exp(-2 * np.pi**2 * (np.asarray(sy)[:, None] * fy[None]) ** 2).astype(np.float32)
@@ -84,9 +73,9 @@ def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=No
 
     ``vol`` is (n_z, ny, nx) float32; sigmas in um, per output slice. Lateral Gaussians are
     applied in Fourier space (exact, periodic boundary with reflective padding), axial ones
-    as a non-stationary Gaussian matrix along Z, on the lateral spectra: one rfft2 and one
-    irfft2 per slice whatever the number of branches. Extra memory: the padded spectra of
-    the volume (about 1.1-1.7x the volume) plus the output and a few chunks.
+    as a non-stationary Gaussian matrix along Z. Output slices are computed in chunks (the
+    axial matrix rows of a chunk touch only a band of input slices), so the extra memory is
+    a few chunks, not a few copies of the volume.
     """
     n_z, ny, nx = vol.shape
     use_haze = np.any(rb < 1)
@@ -111,32 +100,28 @@ def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=No
         m = _axial_matrix(sig, vsz) if axial and n_z > 1 else None
         mats.append(None if m is None or np.allclose(m, np.eye(n_z)) else m)
 
-    # One real FFT round trip per slice: the lateral spectra of the padded input are computed
-    # once and shared by all branches; the axial blur (a real matrix along Z) commutes with the
-    # lateral FFT, so it is applied to the spectra, and the branches are summed before the one
-    # inverse FFT of each output slice.
-    chunk = max(1, (1 << 23) // (shape[0] * shape[1]))
-    spectra = _padded_spectra(vol, pads, chunk)
-    flat = spectra.reshape(n_z, -1).view(np.float32)  # complex as pairs of reals, for real matmuls
+    flat = vol.reshape(n_z, -1)
     out = np.empty((n_z, ny, nx), np.float32)
+    chunk = max(1, (1 << 23) // (shape[0] * shape[1]))
     for k0 in range(0, n_z, chunk):
         k1 = min(n_z, k0 + chunk)
         spec = None
         for (sig, weight), m in zip(branches, mats):
             if m is None:
-                part = spectra[k0:k1].copy() if spec is None else spectra[k0:k1]
+                src = vol[k0:k1]
             else:
                 rows = m[k0:k1]
                 cols = np.flatnonzero(rows.any(axis=0))
                 j0, j1 = cols[0], cols[-1] + 1
-                part = (rows[:, j0:j1] @ flat[j0:j1]).view(np.complex64).reshape(spectra[k0:k1].shape)
+                src = (rows[:, j0:j1] @ flat[j0:j1]).reshape(k1 - k0, ny, nx)
+            part = sfft.rfft2(_pad_symmetric(src, *pads), workers=-1)
             tf = _lateral_tf(fy, fx, sig[k0:k1] / vyx[0], sig[k0:k1] / vyx[1])
             tf *= weight[k0:k1, None, None].astype(np.float32)
+            part *= tf
             if spec is None:
-                part *= tf
                 spec = part
             else:
-                spec += part * tf
+                spec += part
         res = sfft.irfft2(spec, s=shape, workers=-1)
         out[k0:k1] = res[:, py: py + ny, px: px + nx]
     return out
