@@ -20,7 +20,7 @@ switched on and XLA off (not measured faster here). ``--small`` (default on a CP
 machine: under 5 minutes) uses a small stack and few steps; ``--full`` uses the demo's sample.
 
 Usage: python benchmarks/bench_gpu.py [--small | --full] [--precisions float32,bfloat16,float16]
-       [--repeat 2] [--skip-3d]
+       [--repeat 2] [--skip-3d] [--no-train]
 """
 import argparse
 import logging
@@ -183,13 +183,15 @@ def vs_reference(y, ref):
     return db, float(np.abs(y - ref).max() / rng)
 
 
-def bench(kind, sample, d, precisions, sz, repeat):
+def bench(kind, sample, d, precisions, sz, repeat, train=True):
     models = make_models(kind, d, precisions, sz)
     print(f"\n{kind} network ({'demo 2D U-Net, per-plane' if kind == '2D' else 'CSBDeep default 3D U-Net'}), "
-          f"{len(d.X)} patches {d.X.shape[1:-1]}, {sz['epochs']} epochs x {sz['steps']} steps "
-          f"of batch {models[precisions[0]].config.train_batch_size}")
-    steps, val = train_round_robin(models, d, sz)
-    quality = {p: deepest_third_psnr(m.predict(sample.image, "ZYX"), sample.clean) for p, m in models.items()}
+          + (f"{len(d.X)} patches {d.X.shape[1:-1]}, {sz['epochs']} epochs x {sz['steps']} steps "
+             f"of batch {models[precisions[0]].config.train_batch_size}" if train else "untrained (--no-train)"))
+    nan = {p: float("nan") for p in precisions}
+    steps, val = train_round_robin(models, d, sz) if train else (nan, nan)
+    quality = ({p: deepest_third_psnr(m.predict(sample.image, "ZYX"), sample.clean) for p, m in models.items()}
+               if train else nan)
     ref = models["float32"] if "float32" in models else models[precisions[0]]
     fns = {p: (lambda p=p: ref.predict(sample.image, "ZYX", precision=p)) for p in precisions}
     t, y = best_times(fns, repeat)
@@ -212,6 +214,7 @@ def main(argv=None):
     ap.add_argument("--precisions", default="float32,bfloat16,float16")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--skip-3d", action="store_true")
+    ap.add_argument("--no-train", action="store_true", help="prediction only (freshly initialized networks)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("deepcontrast.models.precision").setLevel(logging.INFO)
@@ -230,7 +233,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as tmp:
         sample, data = make_data(sz, tmp)
     for kind in ("2D",) + (() if args.skip_3d else ("3D",)):
-        bench(kind, sample, data[kind], precisions, sz, args.repeat)
+        bench(kind, sample, data[kind], precisions, sz, args.repeat, train=not args.no_train)
 
 
 if __name__ == "__main__":

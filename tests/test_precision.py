@@ -116,6 +116,14 @@ def test_predict_rejects_bad_precision():
         tiny("float32").predict(np.ones((32, 32), np.float32), "YX", precision="half")
 
 
+def test_float16_3d_without_gpu_names_the_fix(monkeypatch):
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    with pytest.raises(ValueError, match="needs a GPU for a 3D network"):
+        tiny("float16", axes="ZYX")
+
+
 def test_float16_trains_with_loss_scaling():
     from keras.optimizers import LossScaleOptimizer
 

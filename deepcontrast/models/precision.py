@@ -143,12 +143,23 @@ def with_precision(keras_model, precision):
     Returns
     -------
     keras.Model
+
+    Raises
+    ------
+    ValueError
+        ``'auto'`` (resolve it first), or ``'float16'`` for a 3D network without a GPU.
     """
     import keras
 
     if check_precision(precision) == "auto":
         raise ValueError("with_precision needs a concrete precision; pass resolve_precision('auto')")
     head = _head_names(keras_model)
+    if precision == "float16" and any(type(la).__name__ == "MaxPooling3D" for la in keras_model.layers):
+        import tensorflow as tf
+
+        if not tf.config.list_physical_devices("GPU"):
+            raise ValueError("precision 'float16' needs a GPU for a 3D network (TensorFlow has no float16 "
+                             "MaxPool3D on the CPU); use precision 'bfloat16', 'float32' or 'auto'")
 
     def clone(layer):
         dtype = "float32" if layer.name in head else _POLICY[precision]
