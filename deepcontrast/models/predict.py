@@ -80,7 +80,8 @@ class PredictMixin:
             Precision of the network's computation (keyword-only): ``None`` (default) the
             model's own (``config.precision``), or ``'auto'``, ``'float32'``, ``'bfloat16'``,
             ``'float16'`` (see :class:`~deepcontrast.models.Config`). Mixed precisions keep the
-            final layer float32; the output is float32 in every case.
+            final layer float32; the output is float32 in every case. Any other value raises a
+            ValueError.
 
         Returns
         -------
@@ -92,7 +93,7 @@ class PredictMixin:
         ValueError
             Axes that do not match the image or the model, an image smaller than the
             network's minimum along a spatial axis, NaN/Inf values, ``n_iter < 1``, a
-            non-finite ``background``, an unknown ``precision``.
+            non-finite ``background``.
 
         Examples
         --------
