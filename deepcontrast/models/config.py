@@ -32,7 +32,7 @@ class Config(_CSBDeepConfig):
     """Configuration of a :class:`~deepcontrast.models.DeepContrast` network.
 
     A :class:`csbdeep.models.Config` (same keys, same validation) with defaults chosen for
-    contrast restoration and a few extra keys. All keys are saved in the model folder's
+    contrast restoration and two extra keys. All keys are saved in the model folder's
     ``config.json``.
 
     Defaults that differ from, or are worth stating next to, CSBDeep's:
