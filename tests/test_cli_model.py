@@ -99,6 +99,19 @@ def test_predict_background_and_no_physical_match_python_api(trained, tmp_path):
                                   model.predict(img, "YX", n_iter=2, physical=False))
 
 
+def test_predict_precision_matches_python_api(trained, tmp_path):
+    from deepcontrast.models import DeepContrast
+
+    img = (np.random.default_rng(4).random((16, 20)) * 50).astype(np.float32)
+    tifffile.imwrite(tmp_path / "e.tif", img)
+    model = DeepContrast(None, "m", basedir=trained / "models")
+    for precision in ("float32", "bfloat16"):
+        assert main(["predict", str(trained / "models" / "m"), str(tmp_path / "e.tif"), "-o", str(tmp_path / precision),
+                     "--precision", precision]) == 0
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / precision / "e_iter1.tif"),
+                                      model.predict(img, "YX", precision=precision))
+
+
 def test_predict_bad_n_tiles_fails(trained, tmp_path, capsys):
     tifffile.imwrite(tmp_path / "d.tif", np.ones((16, 16), np.float32))
     assert main(["predict", str(trained / "models" / "m"), str(tmp_path / "d.tif"), "-o", str(tmp_path),

@@ -28,9 +28,13 @@ from deepcontrast.models import Config, DeepContrast
 
 
 def make_model(tmp_path, axes="YX", n_in=1, n_out=None, depth=2, name="m", probabilistic=False, seed=0, save=False):
-    """A tiny untrained model with random (non-trivial) weights, seeded."""
+    """A tiny untrained float32 model with random (non-trivial) weights, seeded.
+
+    float32, so that ``model.keras_model`` is the network the exports hold (exports of mixed
+    precision models are tested in test_precision.py).
+    """
     config = Config(axes, n_in, n_out or n_in, probabilistic=probabilistic, unet_n_depth=depth, unet_n_first=4,
-                    unet_kern_size=3, train_tensorboard=False)
+                    unet_kern_size=3, train_tensorboard=False, precision="float32")
     model = DeepContrast(config, name, basedir=str(tmp_path))
     rng = np.random.default_rng(seed)
     for w in model.keras_model.weights:

@@ -34,6 +34,8 @@ def add_parser(sub):
     p.add_argument("--no-physical", dest="physical", action="store_false",
                    help="return the bare network output: no floor at the background, light not kept per "
                         "plane/volume (iterates may drift darker and below the background)")
+    p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), default=None,
+                   help="precision of the network's computation (default: the model's own, config.precision)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     _blockwise.add_arguments(p)
     p.set_defaults(func=run)
@@ -93,7 +95,7 @@ def run(args):
             if not args.axes and len(axes) != img.ndim:
                 raise ValueError(f"image has {img.ndim} dimensions {img.shape}; pass --axes (e.g. ZYX)")
             n_tiles = parse_n_tiles(args.n_tiles, img.ndim)
-            kw = dict(n_tiles=n_tiles, physical=args.physical, background=args.background)
+            kw = dict(n_tiles=n_tiles, physical=args.physical, background=args.background, precision=args.precision)
             if args.save_all_iterations:
                 iterates = model.predict_iterative(img, axes, args.n_iter, **kw)
             else:

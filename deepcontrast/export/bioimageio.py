@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..internals.files import atomic_write, zip_dir
+from ..models.precision import float32_network
 from ._bioimageio_docs import cover_image, documentation_markdown
 
 log = logging.getLogger(__name__)
@@ -110,13 +111,15 @@ def _test_output(model, x, net_axes):
     from csbdeep.utils import normalize
 
     if hasattr(model, "predict") and not model.config.probabilistic:
-        y = model.predict(x, net_axes, normalizer=PercentileNormalizer(PMIN, PMAX, do_after=False), resizer=NoResizer())
+        kw = {"precision": "float32"} if hasattr(model, "_net_for") else {}  # what the export computes
+        y = model.predict(x, net_axes, normalizer=PercentileNormalizer(PMIN, PMAX, do_after=False), resizer=NoResizer(),
+                          **kw)
         y = np.asarray(y, np.float32)
         if y.ndim == len(net_axes) - 1:
             y = y[..., None]
         return y[None]
     xn = normalize(x, PMIN, PMAX, axis=tuple(range(x.ndim - 1)))
-    return np.asarray(model.keras_model.predict(xn[None], verbose=0), np.float32)
+    return np.asarray(float32_network(model).predict(xn[None], verbose=0), np.float32)
 
 
 def _write_weights(keras_model, net_axes, n_channel, dest):
@@ -155,7 +158,7 @@ def _write_files(folder, model, x, y, net_axes, sizes, doc):
 
     np.save(folder / "test_input.npy", x)
     np.save(folder / "test_output.npy", y)
-    _write_weights(model.keras_model, net_axes, int(model.config.n_channel_in), folder / "tf_saved_model_bundle.zip")
+    _write_weights(float32_network(model), net_axes, int(model.config.n_channel_in), folder / "tf_saved_model_bundle.zip")
     Image.fromarray(cover_image(x, y, net_axes)).save(folder / "cover.png")
     halo = max(h for _, _, h in sizes.values())
     (folder / "README.md").write_text(documentation_markdown(

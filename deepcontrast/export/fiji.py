@@ -49,14 +49,16 @@ def csbdeep_meta(model):
 
 
 def frozen_tf115_graph(model):
-    """Freeze ``model.keras_model`` and make it loadable by TensorFlow 1.15.
+    """Freeze ``model.keras_model`` (in float32) and make it loadable by TensorFlow 1.15.
 
     Returns
     -------
     tuple
         ``(graph_def, input_tensor_name, output_tensor_name)``.
     """
-    graph_def, inp, out = freeze_keras_model(model.keras_model)
+    from ..models.precision import float32_network
+
+    graph_def, inp, out = freeze_keras_model(float32_network(model))
     return make_tf115_compatible(graph_def), inp, out
 
 

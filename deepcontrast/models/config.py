@@ -6,6 +6,7 @@ from pathlib import Path
 from csbdeep.models import Config as _CSBDeepConfig
 
 from ..data.settings import load_settings, settings_path
+from .precision import PRECISIONS
 
 __all__ = ["Config", "load_settings", "settings_path"]
 
@@ -18,6 +19,8 @@ EXTRA_DEFAULTS = {
     # normalize each plane on its own percentiles when a 2D net runs over a stack (training
     # patches made per plane, see deepcontrast.data.per_slice)
     "normalize_per_slice": False,
+    # numerical precision of training and (by default) prediction, see deepcontrast.models.precision
+    "precision": "auto",
 }
 
 
@@ -67,6 +70,14 @@ class Config(_CSBDeepConfig):
             percentiles (:class:`~deepcontrast.models.SlicePercentileNormalizer`) when a 2D
             network runs over a stack. Set it for models trained on patches normalized per
             plane (:func:`deepcontrast.data.per_slice`), as the demo does (default False).
+        ``precision`` : str
+            ``'auto'`` (default), ``'float32'``, ``'bfloat16'`` or ``'float16'``: the precision
+            the network trains in and, unless ``predict(..., precision=...)`` says otherwise,
+            predicts in. Mixed precision computes the convolutions in 16 bits while the final
+            layer, the loss and the weights stay float32 (so saved weights and exports are
+            the same as with float32). ``'auto'`` picks bfloat16 on GPUs of compute capability
+            >= 8.0 and CPUs with AVX-512 BF16 / AMX, float16 on older GPUs, float32 otherwise
+            (see :func:`deepcontrast.models.precision.resolve_precision`).
 
     Raises
     ------
@@ -174,6 +185,8 @@ class Config(_CSBDeepConfig):
             invalid.append("predict_memory_mb")
         if not isinstance(getattr(self, "normalize_per_slice", False), bool):
             invalid.append("normalize_per_slice")
+        if getattr(self, "precision", "auto") not in PRECISIONS:
+            invalid.append("precision")
         if return_invalid:
             return len(invalid) == 0, tuple(invalid)
         return len(invalid) == 0

@@ -14,6 +14,7 @@ from ..version import __version__
 from .config import Config, _tensorboard_available
 from .blockwise import BlockwiseMixin
 from .physical import model_background
+from .precision import model_precision, resolve_precision, training_optimizer, with_precision
 from .predict import PredictMixin
 
 logger = logging.getLogger(__name__)
@@ -78,6 +79,15 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
     @property
     def _config_class(self):
         return Config
+
+    def _build(self):
+        """CSBDeep's U-Net in the precision of ``config.precision`` (head and weights float32)."""
+        return with_precision(super()._build(), resolve_precision(getattr(self.config, "precision", "auto")))
+
+    @property
+    def precision(self):
+        """str: the precision the network trains in, ``config.precision`` resolved ('auto' decided)."""
+        return model_precision(self.keras_model)
 
     # ----- state in the model folder -------------------------------------------------------
 
@@ -159,10 +169,17 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
         """Compile the network and create the callbacks; see :meth:`csbdeep.models.CARE.prepare_for_training`.
 
         TensorBoard logging is switched off (with a warning) when ``tensorboard`` is not installed.
+        In float16 precision the optimizer is wrapped in dynamic loss scaling
+        (``keras.optimizers.LossScaleOptimizer``).
         """
         if self.config.train_tensorboard and not _tensorboard_available():
             warnings.warn("tensorboard is not installed; training without TensorBoard logs (pip install tensorboard)")
             self.config.train_tensorboard = False
+        if optimizer is None:
+            from keras.optimizers import Adam
+
+            optimizer = Adam(learning_rate=self.config.train_learning_rate)
+        optimizer = training_optimizer(optimizer, self.precision)
         super().prepare_for_training(optimizer=optimizer, **kwargs)
         self.callbacks.append(_HistoryCallback(self))
         self.callbacks.insert(0, _NonFiniteLossCallback())

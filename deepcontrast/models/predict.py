@@ -22,6 +22,7 @@ from .._axes import check_image_axes
 from ..internals.checks import check_iterate
 from .normalize import SlicePercentileNormalizer
 from .physical import normalized_background, physical_step
+from .precision import check_precision, model_precision, resolve_precision, with_precision
 from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled, tile_layout
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class PredictMixin:
     """predict / predict_iterative with measured-halo tiling (mixed into DeepContrast)."""
 
     def predict(self, img, axes, normalizer=_DEFAULT_NORMALIZER, resizer=_DEFAULT_RESIZER, n_tiles=None, *, n_iter=1,
-                physical=True, background=None):
+                physical=True, background=None, precision=None):
         """Restore contrast of a raw image (optionally applying the network ``n_iter`` times).
 
         Parameters
@@ -78,6 +79,12 @@ class PredictMixin:
             Intensity of no light in ``img``'s units (camera offset; keyword-only). ``None``:
             the background of the model's training data (``degradation_settings``), 0 when
             unknown.
+        precision : str or None
+            Precision of the network's computation (keyword-only): ``None`` (default) the
+            model's own (``config.precision``), or ``'auto'``, ``'float32'``, ``'bfloat16'``,
+            ``'float16'`` (see :class:`~deepcontrast.models.Config`). Mixed precisions keep the
+            final layer float32; the output is float32 in every case. Any other value raises a
+            ValueError.
 
         Returns
         -------
@@ -97,12 +104,13 @@ class PredictMixin:
         >>> restored = model.predict(img, 'ZYX', n_iter=2)  # doctest: +SKIP
         """
         out = None
-        for out in self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background):
+        for out in self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background,
+                                 precision=precision):
             pass
         return out
 
     def predict_iterative(self, img, axes, n_iter, normalizer=_DEFAULT_NORMALIZER, resizer=_DEFAULT_RESIZER,
-                          n_tiles=None, *, physical=True, background=None):
+                          n_tiles=None, *, physical=True, background=None, precision=None):
         """Apply the network ``n_iter`` times: iteration k is the network applied to iteration k-1.
 
         The raw image is normalized once; each output is fed directly to the next iteration in
@@ -111,7 +119,7 @@ class PredictMixin:
 
         Parameters
         ----------
-        img, axes, normalizer, resizer, n_tiles, physical, background
+        img, axes, normalizer, resizer, n_tiles, physical, background, precision
             As in :meth:`predict`.
         n_iter : int
             Number of iterations (>= 1).
@@ -130,10 +138,11 @@ class PredictMixin:
         --------
         >>> iterates = model.predict_iterative(img, 'YX', 4)  # doctest: +SKIP
         """
-        return list(self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background))
+        return list(self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background,
+                                  precision=precision))
 
     def iter_predict(self, img, axes, n_iter, normalizer=_DEFAULT_NORMALIZER, resizer=_DEFAULT_RESIZER, n_tiles=None,
-                     *, physical=True, background=None):
+                     *, physical=True, background=None, precision=None):
         """:meth:`predict_iterative` as a generator: each iterate as soon as it is computed.
 
         For callers that show progress or stop early (a viewer's cancel button): iteration
@@ -150,7 +159,8 @@ class PredictMixin:
         >>> for k, restored in enumerate(model.iter_predict(img, 'ZYX', 3), 1):  # doctest: +SKIP
         ...     print(k, restored.mean())
         """
-        yield from self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background)
+        yield from self._iterate(img, axes, normalizer, resizer, n_tiles, n_iter, physical, background,
+                                 precision=precision)
 
     # ----- internals -----------------------------------------------------------------------
 
@@ -178,12 +188,13 @@ class PredictMixin:
         >>> model.tile_halo()  # doctest: +SKIP
         (12, 12)
         """
-        key = _fingerprint(self.keras_model)
+        net = self._net_for(self._active_precision())
+        key = (_fingerprint(self.keras_model), model_precision(net))
         if key not in self._halo_cache:
             block = self._net_block()
             theory = tile_overlap(self.config.unet_n_depth, self.config.unet_kern_size)
             self._halo_cache.clear()
-            self._halo_cache[key] = halo_deviations(lambda b: self.keras_model(b, training=False).numpy(),
+            self._halo_cache[key] = halo_deviations(lambda b: np.asarray(net(b, training=False), np.float32),
                                                     self.config.n_dim, block, theory,
                                                     n_channel_in=self.config.n_channel_in)
             logger.debug("tiling halo deviations (theoretical receptive field %d px): %s", theory,
@@ -191,7 +202,18 @@ class PredictMixin:
         halo = choose_halo(self._halo_cache[key], HALO_SAFETY * tol)
         return (halo,) * self.config.n_dim
 
-    def _iterate(self, img, axes, normalizer, resizer, n_tiles, n_iter, physical=True, background=None):
+    def _iterate(self, img, axes, normalizer, resizer, n_tiles, n_iter, physical=True, background=None,
+                 precision=None):
+        if precision is not None:
+            precision = resolve_precision(check_precision(precision))
+        self._predict_precision = precision
+        try:
+            yield from self._iterate_in_precision(img, axes, normalizer, resizer, n_tiles, n_iter, physical,
+                                                  background)
+        finally:
+            self._predict_precision = None
+
+    def _iterate_in_precision(self, img, axes, normalizer, resizer, n_tiles, n_iter, physical, background):
         if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
             raise ValueError(f"n_iter must be an integer >= 1 (number of network applications), got {n_iter!r}")
         if normalizer is _DEFAULT_NORMALIZER:
@@ -270,13 +292,32 @@ class PredictMixin:
         """
         cfg = self.config
         n_out = cfg.n_channel_out * (2 if cfg.probabilistic else 1)
-        y = predict_tiled(self.keras_model.predict_on_batch, x, tiles, halo, self._net_block(),
+        y = predict_tiled(self._net_fn(), x, tiles, halo, self._net_block(),
                           n_channel_out=n_out, max_batch=max_batch, pbar=pbar)
         if cfg.probabilistic:
             y = y[..., :cfg.n_channel_out]
         if floor is not None:
             y = physical_step(x, y, floor)
         return y
+
+    def _active_precision(self):
+        """Precision of the prediction under way (set by :meth:`_iterate`), else the model's own."""
+        return getattr(self, "_predict_precision", None) or model_precision(self.keras_model)
+
+    def _net_for(self, precision):
+        """The network computing in ``precision``: ``keras_model`` itself or a copy with its weights."""
+        if precision == model_precision(self.keras_model):
+            return self.keras_model
+        cache = self.__dict__.setdefault("_precision_nets", {})
+        key = _fingerprint(self.keras_model)
+        if cache.get(precision, (None,))[0] != key:
+            cache[precision] = (key, with_precision(self.keras_model, precision))
+        return cache[precision][1]
+
+    def _net_fn(self):
+        """The callable (batch -> float32 output) :meth:`_net_step` applies in the active precision."""
+        net = self._net_for(self._active_precision())
+        return lambda b: np.asarray(net.predict_on_batch(b), np.float32)
 
     def _plan(self, shape, img_tiles, tol=TILE_TOLERANCE):
         """(n_tiles per spatial axis, windows per call, halo) for a net-shaped input."""
