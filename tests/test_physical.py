@@ -38,6 +38,17 @@ def test_physical_step_only_floors_a_sample_without_light():
     np.testing.assert_array_equal(out[0, ..., 0], [[3.0, 5.0], [3.0, 4.0]])
 
 
+def test_physical_step_caps_the_light_balance(caplog):
+    from deepcontrast.models.physical import MAX_LIGHT_RATIO
+
+    x = np.ones((2, 4, 4, 1), np.float32)
+    y = np.concatenate([x[:1] * 0.01, x[1:] * 0.5])  # sample 0 lost 99% of its light, sample 1 half
+    out = physical_step(x, y, 0.0)
+    np.testing.assert_allclose(out[0], 0.01 * MAX_LIGHT_RATIO, rtol=1e-6)  # capped, not 100x
+    np.testing.assert_allclose(out[1], 1.0, rtol=1e-6)  # balanced
+    assert "capped" in caplog.text and "1 of 2 sample" in caplog.text
+
+
 @pytest.mark.parametrize("normalizer", [PercentileNormalizer(), SlicePercentileNormalizer(pmin=1, pmax=99)])
 def test_normalized_background_maps_back_to_the_background(normalizer):
     rng = np.random.default_rng(2)

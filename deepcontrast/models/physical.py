@@ -30,7 +30,13 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["physical_step", "normalized_background", "model_background"]
+__all__ = ["physical_step", "normalized_background", "model_background", "MAX_LIGHT_RATIO"]
+
+#: the light of a sample is restored by at most this factor (and lowered by at most its inverse)
+#: in one pass. A trained network changes a plane's light by ~20% per pass (bright structures
+#: keep theirs, haze goes); a network that loses nearly all of it (untrained, or applied to data
+#: unlike its training data) would otherwise have the little light left multiplied into spikes.
+MAX_LIGHT_RATIO = 4.0
 
 
 def physical_step(x, y, floor):
@@ -51,7 +57,8 @@ def physical_step(x, y, floor):
     numpy.ndarray
         float32 array of ``y``'s shape: ``>= floor`` everywhere and, per sample and channel,
         ``sum(out - floor) == sum(x - floor)`` whenever both sums of light are positive (a
-        sample without light above the background is only floored).
+        sample without light above the background is only floored). The scale is limited to
+        ``[1 / MAX_LIGHT_RATIO, MAX_LIGHT_RATIO]`` (a warning names the samples where it is).
 
     Examples
     --------
@@ -68,7 +75,15 @@ def physical_step(x, y, floor):
     light_in = np.sum(np.asarray(x, np.float64) - floor, axis=axis, keepdims=True)
     light_out = np.sum(out, axis=axis, keepdims=True, dtype=np.float64)
     ok = (light_in > 0) & (light_out > 0)
-    scale = np.where(ok, light_in / np.where(ok, light_out, 1.0), 1.0).astype(np.float32)
+    scale = np.where(ok, light_in / np.where(ok, light_out, 1.0), 1.0)
+    capped = (scale > MAX_LIGHT_RATIO) | (scale < 1 / MAX_LIGHT_RATIO)
+    if np.any(capped):
+        log.warning("the network changed the light of %d of %d sample(s) by more than %gx in one pass (up to %.3gx); "
+                    "the balance is capped there. Is the model trained, and on data like these?",
+                    int(np.count_nonzero(capped)), capped.size, MAX_LIGHT_RATIO,
+                    float(np.max(np.maximum(scale, 1 / scale))))
+        scale = np.clip(scale, 1 / MAX_LIGHT_RATIO, MAX_LIGHT_RATIO)
+    scale = scale.astype(np.float32)
     out *= scale
     out += floor
     return out
