@@ -10,11 +10,11 @@ Part 2 (training, the package's public route, per-plane 2D network as in the dem
 predict_iterative`` on one widefield render (``--train-oof``), for
 
 * ``'auto'``: the degradation calibrated on the render (what a user gets);
-* ``before``: the calibrated model with the true ``out_of_focus`` and the model's own depth
-  increment of out-of-focus light, ``(w(z+d) - w(z)) / (1 + w(z))`` (the package before the
-  out-of-focus pass);
-* ``after``: the same model with the out-of-focus pass ``w(z+d)`` that
-  :meth:`DeepTissueDegradation.out_of_focus_increment` now adds.
+* ``known``: the calibrated model with the true ``out_of_focus`` and the model's own depth
+  increment of out-of-focus light, ``(w(z+d) - w(z)) / (1 + w(z))`` (what the package adds,
+  :meth:`DeepTissueDegradation.out_of_focus_increment`);
+* ``pass``: the same model with one whole out-of-focus pass ``w(z+d)`` at the new depth (an
+  alternative that was tried and not kept, see the ``DeepTissueDegradation`` Notes).
 
 Per iteration: mean per-plane correlation with the confocal render (same structure and seed,
 ``out_of_focus=0``, no noise), PSNR/SSIM of the deepest third against the clean truth
@@ -43,13 +43,11 @@ from deepcontrast.metrics import psnr, ssim  # noqa: E402
 VS = (2.0, 0.5, 0.5)
 
 
-class _DepthIncrementOnly(DeepTissueDegradation):
-    """The out-of-focus increment before the pass: the model's own ``z -> z + d`` increment."""
+class _OutOfFocusPass(DeepTissueDegradation):
+    """The alternative training increment: one whole out-of-focus pass ``w(z + d)``."""
 
     def out_of_focus_increment(self, z, extra_depth):
-        w = self.out_of_focus_weight
-        z = np.asarray(z, float)
-        return (w(z + extra_depth) - w(z)) / (1 + w(z))
+        return self.out_of_focus_weight(np.asarray(z, float) + extra_depth)
 
 
 def calibration_part(args):
@@ -132,7 +130,7 @@ def training_part(args):
     print(f"\ntraining on a widefield render {tuple(args.train_shape)}, out_of_focus={args.train_oof}, seed {args.seed};"
           f" calibration: mode {report.mode}, out_of_focus {calibrated.out_of_focus:.3g}")
     known = calibrated.replace(out_of_focus=args.train_oof)
-    routes = (("auto", "auto"), ("before", _DepthIncrementOnly(**known.to_dict())), ("after", known))
+    routes = (("auto", "auto"), ("known", known), ("pass", _OutOfFocusPass(**known.to_dict())))
     print(f"  {'route':<8} {'iter':>4} {'corr':>8} {'corr>2um':>8} {'PSNR':>8} {'SSIM':>7} {'PSNR(cf)':>9} {'mean':>8} {'p99.5':>8} {'min':>8}"
           "\n  (corr: mean per-plane correlation with the noise-free confocal render; corr>2um: the same after a"
           " 2 um Gaussian, where out-of-focus light lives and noise does not; PSNR/SSIM vs the clean truth,"
