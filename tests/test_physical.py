@@ -26,6 +26,16 @@ def test_physical_step_floors_and_keeps_light_per_sample():
         np.testing.assert_allclose(ratio, ratio.flat[0], rtol=1e-5)
 
 
+def test_physical_step_keeps_the_light_of_each_z_plane_of_a_volume():
+    rng = np.random.default_rng(4)
+    x = (rng.random((1, 5, 8, 8, 1)) * np.arange(1, 6)[None, :, None, None, None]).astype(np.float32)
+    y = np.roll(x, 1, axis=1) * 0.7  # light moved between planes and lost
+    out = physical_step(x, y, 0.0, axis=(2, 3))
+    np.testing.assert_allclose(out.sum(axis=(2, 3)), x.sum(axis=(2, 3)), rtol=1e-5)
+    whole = physical_step(x, y, 0.0)  # per volume: the planes keep the moved light
+    assert not np.allclose(whole.sum(axis=(2, 3)), x.sum(axis=(2, 3)), rtol=1e-2)
+
+
 def test_physical_step_is_identity_on_a_physical_fixed_point():
     x = np.random.default_rng(1).random((2, 8, 8, 1)).astype(np.float32) + 1
     np.testing.assert_allclose(physical_step(x, x.copy(), 0.5), x, rtol=1e-6)

@@ -79,16 +79,13 @@ def check_block_size(block_size, shape, axes, spatial, net_block):
 
 
 def whole_samples(core, shape, axes, spatial, net_block, n_dim):
-    """Cores spanning the network's spatial axes whole (so per-sample statistics are exact)."""
+    """Cores spanning whole Y-X planes (physical iterates keep each plane's light exactly)."""
     full = {a: -(-shape[axes.index(a)] // net_block) * net_block for a in spatial}
-    cut = [a for a, c in zip(axes, core) if a in spatial and c < shape[axes.index(a)]]
-    if cut and n_dim == 3:
-        raise ValueError(f"physical iterates of a 3D network keep the light of the whole volume, so a block must "
-                         f"hold all of it (block {tuple(core)}, volume {tuple(shape)}); pass physical=False for "
-                         "blockwise prediction of a volume that does not fit, or a block size as large as the volume")
+    cut = [a for a, c in zip(axes, core) if a in "YX" and c < shape[axes.index(a)]]
     if cut:
-        logger.warning("physical iterates keep each plane's light: blocks span whole planes (%s not cut)", spatial)
-    return tuple(full[a] if a in spatial else c for a, c in zip(axes, core))
+        logger.warning("physical iterates keep each plane's light: blocks span whole Y-X planes (%s not cut)",
+                       "".join(cut))
+    return tuple(full[a] if a in "YX" else c for a, c in zip(axes, core))
 
 
 def default_block_size(shape, axes, spatial, net_block, context, bytes_per_voxel, budget_bytes):

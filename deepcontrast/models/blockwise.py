@@ -78,10 +78,8 @@ class BlockwiseMixin:
             to the OME-Zarr metadata (default: 1 pixel, no unit).
         physical, background
             As in :meth:`predict`, for models whose prediction keeps iterates physical (a floor
-            at the background, and each sample's light kept per iteration). The light is kept
-            per plane for a 2D network, so blocks then span whole planes; for a 3D network it
-            is kept per volume, which needs the whole volume in one block (else pass
-            ``physical=False``).
+            at the background, and each plane's light kept per iteration), so blocks then span
+            whole Y-X planes (Z is still cut into blocks; ``physical=False`` lifts this).
 
         Returns
         -------

@@ -8,8 +8,7 @@ the normalized raw, all iterates share the raw's intensity scale (comparable wit
 and with the raw), and re-normalizing in between cannot undo the contrast change a step made.
 
 Physical iterates (default): after every network pass, no value goes below the background and
-each plane (2D network) or volume (3D network) keeps the light above the background of the
-pass's input (:mod:`deepcontrast.models.physical`); ``physical=False`` gives the bare network.
+each plane keeps the light above the background of the pass's input (:mod:`deepcontrast.models.physical`); ``physical=False`` gives the bare network.
 """
 import hashlib
 import logging
@@ -71,8 +70,8 @@ class PredictMixin:
             ``predict_iterative(img, axes, n_iter)[-1]``.
         physical : bool
             Keep every iterate physical (keyword-only, default True): no value below
-            ``background``, and each plane (2D network) or volume (3D network) keeps the light
-            above the background of the iteration's input; restoration moves light from haze
+            ``background``, and each plane (of a 2D or a 3D network) keeps the light above
+            the background of the iteration's input; restoration moves light from haze
             and blur back into structures, it does not make or remove it (see
             :mod:`deepcontrast.models.physical`). False returns the bare network output.
         background : float or None
@@ -297,7 +296,8 @@ class PredictMixin:
         if cfg.probabilistic:
             y = y[..., :cfg.n_channel_out]
         if floor is not None:
-            y = physical_step(x, y, floor)
+            net_axes = "S" + cfg.axes if "C" in cfg.axes else "S" + cfg.axes + "C"
+            y = physical_step(x, y, floor, axis=(net_axes.index("Y"), net_axes.index("X")))  # per plane
         return y
 
     def _active_precision(self):
