@@ -36,6 +36,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from _timing import best_times  # noqa: E402  (benchmarks/, run as a script)
 
 BASE = (32, 1024, 1024)
 
@@ -131,16 +132,6 @@ def part_rss(args):
           f"{block_ws:.0f} MB: ratio {(max(peaks) - model) / block_ws:.2f} (target < 2)")
     print(f"rss in-memory predict 1x: {res[('inmemory', 1)]['peak_rss_mb']:.0f} MB")
 
-
-def best_times(fns, repeat):
-    outs = {k: fn() for k, fn in fns.items()}
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            outs[k] = fn()
-            times[k].append(time.perf_counter() - t)
-    return {k: min(v) for k, v in times.items()}, outs
 
 
 def part_throughput(args):

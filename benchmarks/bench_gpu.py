@@ -33,6 +33,7 @@ from types import SimpleNamespace
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from _timing import best_times  # noqa: E402  (benchmarks/, run as a script)
 
 SIZES = {
     # stack, 2D patch, patches per image, epochs, steps/epoch, batch; 3D patch, 3D batch
@@ -156,17 +157,6 @@ def keras_seed(seed):
 
     keras.utils.set_random_seed(seed)
 
-
-def best_times(fns, repeat):
-    """Best-of-``repeat`` seconds per function, round-robin after one warm-up each."""
-    outs = {k: fn() for k, fn in fns.items()}
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            outs[k] = fn()
-            times[k].append(time.perf_counter() - t)
-    return {k: min(v) for k, v in times.items()}, outs
 
 
 def deepest_third_psnr(pred, clean):

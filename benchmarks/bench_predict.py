@@ -21,12 +21,12 @@ Usage: python benchmarks/bench_predict.py [--repeat 2] [--skip-3d]
 """
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
 from scipy import ndimage  # noqa: E402
+from _timing import best_times  # noqa: E402  (benchmarks/, run as a script)
 
 
 def sample(shape, rng=0):
@@ -36,20 +36,6 @@ def sample(shape, rng=0):
     img = ndimage.gaussian_filter(spots, 2) + ndimage.gaussian_filter(rng.random(shape, dtype=np.float32), 4)
     return (100 + 400 * img + rng.normal(0, 5, shape)).astype(np.float32)
 
-
-def best_times(fns, repeat, warmup=True):
-    """Best-of-``repeat`` seconds per function, measured round-robin after one warm-up each.
-
-    Round-robin order spreads load changes of a shared machine over all contenders.
-    """
-    outs = {k: fn() for k, fn in fns.items()} if warmup else {}  # warm-up (tracing, halo measurement)
-    times = {k: [] for k in fns}
-    for _ in range(repeat):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            outs[k] = fn()
-            times[k].append(time.perf_counter() - t)
-    return {k: min(v) for k, v in times.items()}, outs
 
 
 def rel_dev(a, ref):
