@@ -120,41 +120,25 @@ def _huber_fit(A, y, n_iter=10):
     return coef, cov
 
 
-def fit_attenuation(profiles, default, oof_weight=None, offset_range=(0.0, 0.0), n_offsets=21):
+def fit_attenuation(profiles, default, oof_weight=None):
     """Fit ``mean(z) - offset = c_i exp(-z / L) (1 + w(z))`` over per-stack depth profiles.
-
-    The offset (relative to the one already subtracted) is profiled over ``offset_range``: the
-    value whose log-profile is the straightest wins (a wrong offset bends ``log(mean - b)``).
 
     Parameters
     ----------
     profiles : list of (z, mean) pairs of 1D arrays
-        Depths (um) and slice means above the current offset estimate, one pair per stack.
+        Depths (um) and slice means above the offset, one pair per stack.
     default : float or None
         Attenuation length to fall back to.
     oof_weight : callable or None
         ``w(z)`` of an out-of-focus term to divide out (None: point-scanning).
-    offset_range : (float, float)
-        Range of corrections ``b`` to the offset (added to it) to profile over.
-    n_offsets : int
-        Number of grid points in ``offset_range``.
 
     Returns
     -------
     dict
         ``value``, ``se``, ``estimated`` (bool), ``reason``, ``z`` and ``mean`` (used points),
-        ``fit`` (model at those depths), ``offset_shift`` (the chosen ``b``).
+        ``fit`` (model at those depths).
     """
-    lo, hi = offset_range
-    best = None
-    for b in np.unique(np.linspace(lo, hi, n_offsets if hi > lo else 1)):
-        shifted = [(z, np.asarray(m, float) - b) for z, m in profiles]
-        res = _fit_attenuation(shifted, default, oof_weight)
-        if res.get("rss") is None:
-            continue
-        if best is None or res["rss"] < best["rss"]:
-            best = dict(res, offset_shift=float(b))
-    return best if best is not None else dict(_fit_attenuation(profiles, default, oof_weight), offset_shift=0.0)
+    return _fit_attenuation(profiles, default, oof_weight)
 
 
 def _fit_attenuation(profiles, default, oof_weight):

@@ -29,10 +29,10 @@ Method
    ``read_noise**2 - offset / photons`` is identified). The third cumulant can: Poisson
    noise has third cumulant ``(mean - offset) / photons**2``, Gaussian read noise none. So
    in the dimmest third of the bins ``offset = mean - photons**2 * kappa3`` (kappa3 from the
-   cubed residuals of the same low-variance blocks; weighted median over bins), clipped to
-   the bounds ``[max(P, O0), D]``: ``D`` the dark level (0.5th percentile of block means;
-   the offset cannot exceed it), ``P`` the 0.1th percentile of the pixels, ``O0`` where the
-   fitted variance reaches zero. Then ``read_noise = sqrt(max(0, intercept + slope * offset))``.
+   cubed residuals of all blocks of the bin, since selecting low-variance blocks would bias
+   it low; weighted median over bins), clipped to the bounds ``[max(P, O0), D]``: ``D``
+   the dark level (0.5th percentile of block means; the offset cannot exceed it), ``P``
+   the 0.1th percentile of the pixels, ``O0`` where the fitted variance reaches zero. Then ``read_noise = sqrt(max(0, intercept + slope * offset))``.
    This matters when dim signal covers the whole image: the dark level then over-estimates
    the offset and biases the attenuation fit. Read-noise tolerance: its square is only as
    good as ``slope * offset`` (i.e. ``offset_se / photons``); the noise *variance* at every
@@ -134,12 +134,6 @@ def _quantile_bias(block=_BLOCK, q=_QUANTILE):
     return float(np.quantile(var, q) / np.mean(var))
 
 
-def _planes(images):
-    for img in images:
-        for plane in img.reshape((-1,) + img.shape[-2:]):
-            yield plane
-
-
 def fit_noise(planes, *, n_bins=24, min_blocks=8):
     """Fit ``var = (mean - offset) / photons + read_noise**2`` to raw 2D planes.
 
@@ -236,12 +230,6 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
     out.update(photons=float(photons), photons_se=photons_se, read_noise=read, read_noise_se=read_se,
                slope=float(slope), intercept=float(intercept), status="estimated")
     return out
-
-
-def _trimmed_mean(a, frac):
-    a = np.sort(np.asarray(a, float))
-    k = int(len(a) * frac)
-    return float(a[k: len(a) - k].mean()) if len(a) > 2 * k else float(np.mean(a))
 
 
 def _weighted_median(x, w):
