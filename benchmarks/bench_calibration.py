@@ -30,7 +30,7 @@ VS = (2.0, 0.5, 0.5)
 def train_and_predict(name, observed, degradation, args, basedir):
     import keras
 
-    from deepcontrast.demo.slices import squeeze_axis
+    from deepcontrast.data import per_slice
     from deepcontrast.models import Config, DeepContrast
 
     keras.utils.disable_interactive_logging()
@@ -38,14 +38,14 @@ def train_and_predict(name, observed, degradation, args, basedir):
     rng = np.random.default_rng(args.seed)
     raw = DegradedRawData.from_arrays([observed], "ZYX", degradation, (10, 40), n_degradations=args.n_degradations,
                                       voxel_size=VS, rng=rng)
-    X, Y, axes = create_patches(raw, (1, 48, 48), args.patches // args.n_degradations, verbose=False, rng=rng)
-    X, Y, axes = squeeze_axis(X, Y, axes, "Z")
+    n_per = max(1, args.patches // (args.n_degradations * observed.shape[0]))
+    X, Y, axes = create_patches(per_slice(raw), (48, 48), n_per, verbose=False, rng=rng)
     c = axes.index("C")  # channel last, as csbdeep's load_training_data gives it
     X, Y, axes = np.moveaxis(X, c, -1), np.moveaxis(Y, c, -1), axes.replace("C", "") + "C"
     n_val = max(1, len(X) // 10)
     config = Config(axes, X.shape[-1], Y.shape[-1], unet_n_depth=2, unet_n_first=16, train_batch_size=16,
                     train_epochs=args.epochs, train_steps_per_epoch=args.steps, train_learning_rate=4e-4,
-                    degradation_settings=raw.settings)
+                    degradation_settings=raw.settings, normalize_per_slice=True)
     model = DeepContrast(config, name, basedir=basedir)
     t = time.time()
     model.train(X[n_val:], Y[n_val:], validation_data=(X[:n_val], Y[:n_val]))

@@ -169,12 +169,10 @@ from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 from tifffile import imread, imwrite
-from csbdeep.io import save_training_data
 from csbdeep.utils import plot_some
 
 from deepcontrast import DeepTissueDegradation
-from deepcontrast.data import DegradedRawData, create_patches, load_settings, synthetic_tissue
-from deepcontrast.demo.slices import squeeze_axis"""),
+from deepcontrast.data import DegradedRawData, create_patches, load_settings, per_slice, synthetic_tissue"""),
         md("""
 ## The built-in sample
 
@@ -240,17 +238,17 @@ print(raw_data.settings['degradation'])"""),
 ## Patches
 
 For an anisotropic stack (Z steps of micrometres, pixels of a fraction of one) a 2D network on
-XY slices learns much faster than a 3D network: patches are cut one slice thick and the Z axis
-is dropped. Each slice was degraded at its own depth. (For a 3D network use e.g.
-`patch_size = (16, 64, 64)` and skip the squeeze.)"""),
+XY planes learns much faster than a 3D network. `per_slice` turns every degraded stack into its
+planes (each degraded at its own depth), and each plane is normalized on its own, as the model
+will normalize each plane when it predicts (`Config.from_training_data` reads that from the
+settings). (For a 3D network use `create_patches(raw_data, (16, 64, 64), ...)` instead.)"""),
         code("""
 patch_size = (32, 32) if QUICK else (64, 64)
 n_patches_per_image = 128 if QUICK else 768
 if 'Z' in axes:
-    X, Y, XY_axes = create_patches(raw_data, (1,) + patch_size, n_patches_per_image,
+    n_z = raw_data.shapes[0][axes.index('Z')]
+    X, Y, XY_axes = create_patches(per_slice(raw_data), patch_size, max(1, n_patches_per_image // n_z),
                                    save_file='data/my_training_data.npz')
-    X, Y, XY_axes = squeeze_axis(X, Y, XY_axes, 'Z')                 # one-slice patches -> 2D
-    save_training_data('data/my_training_data.npz', X, Y, XY_axes)   # replace with the 2D patches
 else:
     X, Y, XY_axes = create_patches(raw_data, patch_size, n_patches_per_image,
                                    save_file='data/my_training_data.npz')

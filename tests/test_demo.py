@@ -6,7 +6,6 @@ import pytest
 
 from deepcontrast.cli import main
 from deepcontrast.demo import MARKER, demo_settings, prepare_out_dir
-from deepcontrast.demo.slices import squeeze_axis
 
 
 # -- output folder ----------------------------------------------------------------------------
@@ -84,21 +83,6 @@ def test_quick_settings_are_smaller():
     assert q["train_epochs"] * q["train_steps_per_epoch"] < d["train_epochs"] * d["train_steps_per_epoch"]
 
 
-def test_squeeze_axis_drops_singleton_z():
-    X = np.arange(5 * 8 * 8).reshape(5, 1, 1, 8, 8)
-    X2, Y2, axes = squeeze_axis(X, X + 1, "SCZYX")
-    assert X2.shape == (5, 1, 8, 8) and axes == "SCYX"
-    assert np.array_equal(Y2 - X2, np.ones_like(X2))
-
-
-def test_squeeze_axis_refuses_thick_patches():
-    X = np.zeros((5, 1, 2, 8, 8))
-    with pytest.raises(ValueError, match="patch_size"):
-        squeeze_axis(X, X, "SCZYX")
-
-
-# -- end to end -----------------------------------------------------------------------------------
-@pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path, capsys):
     out = tmp_path / "demo"
     assert main(["demo", "--quick", "--out", str(out)]) == 0

@@ -43,6 +43,18 @@ def test_config_defaults_and_extra_keys():
     assert Config("YX", degradation_settings={"a": 1}).degradation_settings == {"a": 1}
 
 
+def test_config_from_per_plane_training_data_normalizes_per_plane(tmp_path):
+    from csbdeep.io import save_training_data
+
+    X, Y = pairs(4, 16)
+    save_training_data(tmp_path / "d.npz", np.moveaxis(X, -1, 1), np.moveaxis(Y, -1, 1), "SCYX")
+    (tmp_path / "d.settings.json").write_text(json.dumps({"per_slice": "Z"}))
+    assert Config.from_training_data(tmp_path / "d.npz").normalize_per_slice is True
+    assert Config.from_training_data(tmp_path / "d.npz", normalize_per_slice=False).normalize_per_slice is False
+    (tmp_path / "d.settings.json").write_text(json.dumps({"extra_depth": [10, 40]}))
+    assert Config.from_training_data(tmp_path / "d.npz").normalize_per_slice is False
+
+
 def test_config_rejects_non_dict_settings():
     assert Config("YX", degradation_settings=[1, 2]).is_valid(True) == (False, ("degradation_settings",))
 

@@ -108,7 +108,9 @@ class Config(_CSBDeepConfig):
 
         Reads the axes (and channel counts) from ``npz_path`` (as written by
         :func:`csbdeep.io.save_training_data`) and the data-generation settings from
-        ``'<npz_path without .npz>.settings.json'`` when that file exists.
+        ``'<npz_path without .npz>.settings.json'`` when that file exists; patches made per
+        plane (:func:`deepcontrast.data.per_slice`) set ``normalize_per_slice=True`` so the
+        model normalizes each plane on its own when it predicts, as in training.
 
         Parameters
         ----------
@@ -157,6 +159,8 @@ class Config(_CSBDeepConfig):
             kwargs.setdefault("n_channel_out", y_shape[c])
         if "degradation_settings" not in kwargs:
             kwargs["degradation_settings"] = load_settings(npz_path)
+        # patches made per plane (deepcontrast.data.per_slice) are predicted per plane
+        kwargs.setdefault("normalize_per_slice", bool((kwargs["degradation_settings"] or {}).get("per_slice")))
         return cls(axes, **kwargs)
 
     def is_valid(self, return_invalid=False):
