@@ -180,7 +180,7 @@ class DeepTissueDegradation:
         return (self.out_of_focus_weight(z + extra_depth) - self.out_of_focus_weight(z)) / (1 + self.out_of_focus_weight(z))
 
     @classmethod
-    def calibrate(cls, images, axes, *, voxel_size=None, surface="first", depth=0.0):
+    def calibrate(cls, images, axes, *, voxel_size=None, surface="first", depth=0.0, microscope="auto"):
         """Fit the model to your own raw images: noise, attenuation, blur, haze, mode.
 
         Delegates to :func:`deepcontrast.calibration.calibrate` (see there for the methods,
@@ -194,6 +194,9 @@ class DeepTissueDegradation:
             Axes of each image, e.g. ``'YX'`` or ``'ZYX'``.
         voxel_size, surface, depth
             As in :meth:`__call__`; needed to turn slice indices into depths.
+        microscope : {'auto', 'point-scanning', 'widefield'}
+            How the stack was acquired, when you know it (see
+            :func:`deepcontrast.calibration.calibrate`).
 
         Returns
         -------
@@ -211,7 +214,8 @@ class DeepTissueDegradation:
         """
         from .calibration import calibrate
 
-        return calibrate(images, axes, voxel_size=voxel_size, surface=surface, depth=depth, cls=cls)
+        return calibrate(images, axes, voxel_size=voxel_size, surface=surface, depth=depth, microscope=microscope,
+                         cls=cls)
 
     def to_dict(self):
         """The parameters as a JSON-serializable dict (``inf`` lengths become ``None``)."""

@@ -67,7 +67,8 @@ def _stacks(img, axes):
     return list(x)
 
 
-def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=None, defaults=None):
+def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, microscope="auto", cls=None,
+              defaults=None):
     """Fit :class:`~deepcontrast.degradation.DeepTissueDegradation` to raw images.
 
     Parameters
@@ -85,6 +86,11 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
         Which end of Z is the tissue surface.
     depth : float
         Depth (um) of the surface-most slice (of the plane, for 2D images).
+    microscope : {'auto', 'point-scanning', 'widefield'}
+        How the stack was acquired. 'point-scanning' (confocal, two-photon: out-of-focus light
+        rejected) or 'widefield' (widefield, spinning disk, light sheet: ``out_of_focus`` is
+        fitted) when you know it; 'auto' (default) decides from the data, a weak test (see
+        :mod:`deepcontrast.calibration.spectral`), so say it when you know.
     cls : type or None
         The degradation class to build (default DeepTissueDegradation).
     defaults : DeepTissueDegradation or None
@@ -110,6 +116,8 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
     >>> deg, report = calibrate(observed, 'ZYX', voxel_size=(2, .5, .5))  # doctest: +SKIP
     >>> print(report.summary())  # doctest: +SKIP
     """
+    if microscope not in _MICROSCOPES:
+        raise ValueError(f"microscope must be one of {', '.join(map(repr, _MICROSCOPES))}, got {microscope!r}")
     if cls is None:
         from ..degradation import DeepTissueDegradation as cls
     defaults = cls() if defaults is None else defaults
@@ -119,7 +127,7 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
     has_z = "Z" in norm_axes
     if has_z and max(len(s) for s in stacks) >= 4:
         depths = [defaults.slice_depths(len(s), depth=depth, voxel_size_z=vs[0], surface=surface) for s in stacks]
-        depth_params, depth_info = _depth_parameters(stacks, depths, vs, noise, defaults)
+        depth_params, depth_info = _depth_parameters(stacks, depths, vs, noise, defaults, microscope)
     else:
         why = ("2D images carry no depth information" if not has_z else "stacks have fewer than 4 slices")
         depth_params = {name: {"value": getattr(defaults, name), "se": None, "estimated": False, "reason": why}
@@ -142,6 +150,8 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
     log.info("calibration:\n%s", report.summary())
     return deg, report
 
+
+_MICROSCOPES = ("auto", "point-scanning", "widefield")
 
 #: parameters fitted from how the stack changes with depth
 _DEPTH_PARAMETERS = ("attenuation_length", "blur_rate", "scattering_length", "out_of_focus", "haze_sigma", "haze_rate")
@@ -188,10 +198,10 @@ def _noise_parameters(stacks):
     return noise, params
 
 
-def _depth_parameters(stacks, depths, vs, noise, defaults):
+def _depth_parameters(stacks, depths, vs, noise, defaults, microscope="auto"):
     """Spectral fit (blur, haze, out-of-focus light), then attenuation with the out-of-focus light divided out."""
-    stats = [slice_stats(s, vs[-2:], noise["offset"], noise) for s in stacks]
-    spectral = fit_spectral(stats, depths, defaults)
+    stats = [slice_stats(s, vs[-2:], noise["offset"], noise, vz=vs[0]) for s in stacks]
+    spectral = fit_spectral(stats, depths, defaults, microscope=microscope)
     params = {name: {"value": spectral[name]["value"], "interval": spectral[name].get("interval"),
                      "estimated": spectral[name]["estimated"],
                      "reason": spectral[name].get("reason") or spectral.get("reason") or "spectral fit vs depth"}
@@ -204,6 +214,7 @@ def _depth_parameters(stacks, depths, vs, noise, defaults):
     params["attenuation_length"] = {"value": att["value"], "se": att["se"], "estimated": att["estimated"],
                                     "reason": att["reason"] + (" (out-of-focus light divided out)" if w else "")}
     info = {"has_z": True, "profiles": [], "contrast": [], "mode": spectral["mode"], "rss": spectral.get("rss"),
+            "mode_given": bool(spectral.get("mode_given")),
             "stats": stats, "depths": depths,
             "attenuation": {k: att.get(k) for k in ("z", "mean", "fit", "slope", "slope_se")}}
     return params, info

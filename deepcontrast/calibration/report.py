@@ -89,7 +89,7 @@ class CalibrationReport:
                 unc = ""
             src = "estimated" if p.get("estimated") else "default"
             lines.append(f"{k:<20}{vs:>12}  {unc:<22}{src:<10} {_UNITS.get(k, '')}; {p.get('reason', '')}")
-        lines.append(f"imaging mode: {self.mode}" + (
+        lines.append(f"imaging mode: {self.mode}" + (f" (given: microscope='{self.mode}')" if self.depth.get("mode_given") else "") + (
             f" (residuals point-scanning {self.depth['rss']['point-scanning']:.3g}, widefield "
             f"{self.depth['rss']['widefield']:.3g})" if self.depth.get("rss") else ""))
         notice = self.blur_notice()

@@ -55,20 +55,85 @@ _HAZE_RATE_GRID = np.array([0.0, 0.02, 0.035, 0.05, 0.075, 0.1, 0.15, 0.25])
 _PARAMETERS = ("blur_rate", "scattering_length", "out_of_focus", "haze_sigma", "haze_rate")
 
 
-def _transfer2(freq, z_ref, z, blur, ls, haze_sigma, haze_rate):
-    """|T|^2 of the increment from z_ref to z: arrays broadcast as (blur, ls, slice, freq)."""
-    d = np.maximum(z - z_ref, 0.0)
-    s_inc2 = blur**2 * (2 * z_ref * d + d * d)
-    rb = np.exp(-d / ls)
-    s_h = haze_sigma + haze_rate * z
-    g = np.exp(-2 * np.pi**2 * s_inc2 * freq**2)
-    h = np.exp(-2 * np.pi**2 * s_h**2 * freq**2)
-    return (rb * g + (1 - rb) * h) ** 2
+class _AxialFactor:
+    """``A(var)``: how much a Gaussian of variance ``var`` (um^2) along Z keeps of a slice's power.
+
+    ``A = sum_lag rho(|lag|) h(lag)``, ``h`` the sampled, normalized Gaussian of that variance
+    at the slice spacing ``vz`` (the power of a blurred slice is the structure's correlation
+    between slices weighted by the kernel's autocorrelation; two Gaussians of variances ``v1``,
+    ``v2`` give ``var = v1 + v2``). ``rho`` is the measured axial correlation per point
+    (:func:`~deepcontrast.calibration.depth.axial_correlation`), 0 beyond its last lag. Tabulated
+    on a log grid of ``var`` per point and interpolated, so grid fits stay cheap.
+    """
+
+    _LOG_VAR = np.linspace(np.log(1e-3), np.log(5e3), 161)
+
+    def __init__(self, rho, vz):
+        rho = np.asarray(rho, float)  # (n_points, n_lags + 1)
+        s2 = np.exp(self._LOG_VAR)[None, :] / np.asarray(vz, float)[:, None] ** 2  # slices^2
+        lags = np.arange(1, rho.shape[1])
+        e = np.exp(-0.5 * lags**2 / s2[..., None])  # (n_points, n_var, n_lags)
+        num = 1 + 2 * np.sum(e * rho[:, None, 1:], -1)
+        self.table = num / _gauss_sum(s2)
+        self._rows = np.arange(len(rho))
+
+    def __call__(self, var):
+        x = (np.log(np.maximum(var, 1e-300)) - self._LOG_VAR[0]) / (self._LOG_VAR[1] - self._LOG_VAR[0])
+        x = np.clip(x, 0, len(self._LOG_VAR) - 1 - 1e-9)
+        i = x.astype(int)
+        t = x - i
+        return self.table[self._rows, i] * (1 - t) + self.table[self._rows, i + 1] * t
+
+
+def _gauss_sum(s2):
+    """``sum_l exp(-l^2 / (2 s2))`` over all integers ``l`` (Poisson summation for wide kernels)."""
+    s = np.sqrt(s2)
+    lags = np.arange(1, 9)
+    direct = 1 + 2 * np.exp(-0.5 * lags**2 / np.minimum(s2, 1.0)[..., None]).sum(-1)
+    return np.where(s >= 1, np.sqrt(2 * np.pi) * s, direct)
+
+
+def _transfer2(freq, z, blur, ls, haze_sigma, haze_rate, oof, axial=None, psf=0.3):
+    """Power transfer ``|T(z, f)|^2`` of the model from the surface to depth ``z``.
+
+    ``T = b G(s_b) + (1 - b) G(s_h) + w G(s_o)`` (ballistic, halo and out-of-focus branches
+    with the model's depth laws), each a 3D Gaussian: the lateral part is its transfer function
+    at ``freq``, the axial part acts through ``axial`` (an :class:`_AxialFactor`; None ignores
+    it). Arrays broadcast, points on the last axis.
+    """
+    b = np.exp(-z / ls)
+    branches = [(b, psf**2 + (blur * z) ** 2), (1 - b, (haze_sigma + haze_rate * z) ** 2)]
+    if np.any(oof):
+        branches.append((oof * (1 + z / ls), 4 * (haze_sigma + haze_rate * z) ** 2))
+    total = 0.0
+    for i, (ci, vi) in enumerate(branches):
+        for j, (cj, vj) in enumerate(branches[i:], start=i):
+            term = (1 if i == j else 2) * ci * cj * np.exp(-2 * np.pi**2 * (vi + vj) * freq**2)
+            total = total + (term if axial is None else term * axial(vi + vj))
+    return total
+
+
+def axial_factor(rho, vz):
+    """The axial factor of points with measured axial correlation ``rho`` (n_points, n_lags + 1)."""
+    rho = np.asarray(rho, float)
+    return _AxialFactor(rho, np.full(len(rho), float(vz)))
+
+
+def model_transfer(freq, z, deg, axial=None):
+    """``|T(z, f)|^2`` of a :class:`~deepcontrast.degradation.DeepTissueDegradation` (see :func:`_transfer2`)."""
+    ls = np.inf if deg.scattering_length is None else deg.scattering_length
+    return _transfer2(freq, z, deg.blur_rate, ls, deg.haze_sigma, deg.haze_rate, deg.out_of_focus, axial,
+                      deg.psf_sigma)
 
 
 def _collect_rows(stats, depths, n_ref):
-    """Observed log contrast spectra vs the shallowest slices: (lk, lref, f, zr, z, n_slices) or None."""
-    rows = []  # (logK_obs, logK_ref, freq, z_ref, z)
+    """Observed log contrast spectra vs the shallowest slices.
+
+    Returns (lk, lref, f, zr, z, axial, n_slices) with one entry per (slice, frequency) point,
+    ``axial`` the :class:`_AxialFactor` of the points (from each stack's measured axial
+    correlation; None when the stats carry none), or None when too few slices qualify.
+    """
+    rows = []  # (logK_obs, logK_ref, freq, z_ref, z, rho, vz)
     for st, z in zip(stats, depths):
         n_z = len(z)
         if n_z < 4:
@@ -85,24 +150,33 @@ def _collect_rows(stats, depths, n_ref):
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are excluded just below
             Kref = np.exp(np.nanmean(np.log(K[:nr]), 0))
         zref = float(zz[:nr].mean())
+        vz = float(np.median(np.diff(zz))) if n_z > 1 else 1.0
+        rho = st.get("rho")
         for k in range(nr, n_z):
             sel = np.isfinite(K[k]) & ref_ok
             if sel.sum() >= 3 and zz[k] > zref:
-                rows.append((np.log(K[k, sel]), np.log(Kref[sel]), st["freq"][sel], zref, zz[k]))
+                rows.append((np.log(K[k, sel]), np.log(Kref[sel]), st["freq"][sel], zref, zz[k],
+                             None if rho is None else rho[sel], vz))
     if len(rows) < 3:
         return None
     cat = [np.concatenate([r[i] for r in rows]) for i in range(3)]
     zr = np.concatenate([np.full(len(r[0]), r[3]) for r in rows])
     z = np.concatenate([np.full(len(r[0]), r[4]) for r in rows])
-    return (*cat, zr, z, len(rows))
+    axial = None
+    if all(r[5] is not None for r in rows):
+        n_lags = min(r[5].shape[1] for r in rows)
+        axial = _AxialFactor(np.concatenate([r[5][:, :n_lags] for r in rows]),
+                             np.concatenate([np.full(len(r[0]), r[6]) for r in rows]))
+    return (*cat, zr, z, axial, len(rows))
 
 
-def _rss(rows, oof, blur, ls, haze_sigma, haze_rate):
+def _rss(rows, oof, blur, ls, haze_sigma, haze_rate, psf=0.3):
     """Residual sum of squares of log K, broadcast over parameter grids (points on the last axis)."""
-    lk, lref, f, zr, z, _ = rows
-    t2 = _transfer2(f, zr, z, blur, ls, haze_sigma, haze_rate)
+    lk, lref, f, zr, z, axial, _ = rows
+    t2 = _transfer2(f, z, blur, ls, haze_sigma, haze_rate, oof, axial, psf)
+    t2r = _transfer2(f, zr, blur, ls, haze_sigma, haze_rate, oof, axial, psf)
     wz, wr = oof * (1 + z / ls), oof * (1 + zr / ls)
-    pred = lref + np.log(np.maximum(t2, 1e-300)) - 2 * np.log((1 + wz) / (1 + wr))
+    pred = lref + np.log(np.maximum(t2, 1e-300) / np.maximum(t2r, 1e-300)) - 2 * np.log((1 + wz) / (1 + wr))
     return np.sum((lk - pred) ** 2, axis=-1)
 
 
@@ -120,16 +194,20 @@ def _profile(cube, axis, grid, best, tol, name, default):
     return res
 
 
-def _mode_fit(rows, defaults):
-    """Grid (out_of_focus, blur_rate, scattering_length) at the default halo; the mode test."""
+def _mode_fit(rows, defaults, microscope="auto"):
+    """Grid (out_of_focus, blur_rate, scattering_length) at the default halo; the mode test
+    (skipped when ``microscope`` names the mode)."""
     B, L = _BLUR_GRID[:, None, None], _LS_GRID[None, :, None]
     O = _OOF_GRID[:, None, None, None]
-    rss = _rss(rows, O, B[None], L[None], defaults.haze_sigma, defaults.haze_rate)  # (oof, blur, ls)
+    rss = _rss(rows, O, B[None], L[None], defaults.haze_sigma, defaults.haze_rate, defaults.psf_sigma)  # (oof, blur, ls)
     rss_p, rss_w = rss[0], rss[1:]
     ip = np.unravel_index(np.argmin(rss_p), rss_p.shape)
     iw = np.unravel_index(np.argmin(rss_w), rss_w.shape)
     best_p, best_w = float(rss_p[ip]), float(rss_w[iw])
-    widefield = best_w < 0.7 * best_p and float(_OOF_GRID[1:][iw[0]]) > 0.05
+    if microscope == "auto":
+        widefield = best_w < 0.7 * best_p and float(_OOF_GRID[1:][iw[0]]) > 0.05
+    else:
+        widefield = microscope == "widefield"
     return rss, widefield, {"point-scanning": best_p, "widefield": best_w}
 
 
@@ -139,13 +217,13 @@ def _haze_fit(rows, oof, tol, defaults):
     L = _LS_GRID[None, :, None, None, None]
     HS = _HAZE_SIGMA_GRID[None, None, :, None, None]
     HR = _HAZE_RATE_GRID[None, None, None, :, None]
-    cube = _rss(rows, oof, B, L, HS, HR)  # (blur, ls, haze_sigma, haze_rate)
+    cube = _rss(rows, oof, B, L, HS, HR, defaults.psf_sigma)  # (blur, ls, haze_sigma, haze_rate)
     best = float(cube.min())
     return {"haze_sigma": _profile(cube, 2, _HAZE_SIGMA_GRID, best, tol, "haze_sigma", defaults.haze_sigma),
             "haze_rate": _profile(cube, 3, _HAZE_RATE_GRID, best, tol, "haze_rate", defaults.haze_rate)}
 
 
-def fit_spectral(stats, depths, defaults, *, n_ref=None):
+def fit_spectral(stats, depths, defaults, *, n_ref=None, microscope="auto"):
     """Fit blur_rate, scattering_length, out_of_focus and the halo width to per-slice contrast spectra.
 
     Parameters
@@ -158,6 +236,9 @@ def fit_spectral(stats, depths, defaults, *, n_ref=None):
         Supplies the fallbacks (and the halo width for the mode test).
     n_ref : int or None
         Number of shallowest slices forming the reference (default: n_z // 8, at least 2).
+    microscope : {'auto', 'point-scanning', 'widefield'}
+        'auto' chooses the model by the mode test; the others fit that model (out_of_focus
+        0, or fitted).
 
     Returns
     -------
@@ -171,10 +252,11 @@ def fit_spectral(stats, depths, defaults, *, n_ref=None):
         why = "too few slices with structure above the noise to compare spectra with depth"
         return dict({k: {"value": getattr(defaults, k), "interval": None, "estimated": False, "reason": why}
                      for k in _PARAMETERS}, mode="unknown", reason=why)
-    rss, widefield, best_rss = _mode_fit(rows, defaults)
+    rss, widefield, best_rss = _mode_fit(rows, defaults, microscope)
     cube = rss if widefield else rss[:1]
     best, tol = float(cube.min()), 1 + 4.0 / rows[-1]
-    out = {"mode": "widefield" if widefield else "point-scanning", "rss": best_rss, "reason": None}
+    out = {"mode": "widefield" if widefield else "point-scanning", "rss": best_rss, "reason": None,
+           "mode_given": microscope != "auto"}
     out["blur_rate"] = _profile(cube, 1, _BLUR_GRID, best, tol, "blur_rate", defaults.blur_rate)
     sl = _profile(cube, 2, _LS_GRID, best, tol, "scattering_length", defaults.scattering_length)
     if sl["estimated"] and np.isinf(sl["value"]):
