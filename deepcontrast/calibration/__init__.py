@@ -19,7 +19,7 @@ documented defaults for the rest:
   point-scanning stacks with a detected halo only (in widefield stacks a wide halo cannot be
   told from out-of-focus light). Fallback: defaults 3 um and 0.05.
 * ``out_of_focus``: the same fit, point-scanning vs widefield model (a weak test, see
-  :mod:`.spectral`), and ``attenuation_length`` fitted with its out-of-focus light divided
+  :mod:`.spectral`; say ``microscope='widefield'`` or ``'point-scanning'`` when you know it), and ``attenuation_length`` fitted with its out-of-focus light divided
   out. Fallback: 0 (point-scanning).
 * ``psf_sigma``: not estimated (it cancels in depth ratios of spectra: the ballistic width
   grows as ``s_b(z)^2 - s_b(z_ref)^2 = blur_rate^2 (z^2 - z_ref^2)`` whatever it is); default

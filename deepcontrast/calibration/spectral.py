@@ -3,19 +3,23 @@
 Blur, scattering (haze) and out-of-focus light
     Per slice, the radial power spectrum of the structure (Hann-windowed, minus the white-noise
     power predicted by the noise fit), divided by the squared slice mean: the *contrast
-    spectrum* ``K_k(f)``. The shallowest slices are the reference. Going deeper by ``d`` the
-    model predicts ``K_k(f) = K_ref(f) * |T(f)|**2 / ((1 + w(z_k)) / (1 + w(z_ref)))**2`` with
-    the increment transfer ``T = r_b G(s_inc) + (1 - r_b) G(s_h)`` (ballistic blur growth and
-    scattered halo, exactly the increment :class:`DeepTissueDegradation` applies) and ``w`` the
-    out-of-focus weight (out-of-focus light from other planes adds to the mean but hardly to
-    the in-plane structure). ``blur_rate``, ``scattering_length`` and ``out_of_focus`` are
-    fitted on a grid to ``log K`` over slices and frequencies where the structure is above the
-    noise, with the halo width at its default. Two models are compared: *point-scanning*
-    (``out_of_focus = 0``) and *widefield* (``out_of_focus`` free); widefield is chosen only if
-    it lowers the residual sum of squares by more than 30% with ``out_of_focus > 0.05``.
-    Uncertainties are the grid ranges whose profile residual stays within ``1 + 4 / n_slices``
-    of the minimum (about two standard errors); a parameter whose range touches both ends of
-    the grid is not identified and keeps its default.
+    spectrum* ``K_k(f)``. The shallowest slices are the reference. The model predicts
+    ``K_k(f) / K_ref(f) = |T(z_k, f)|^2 / |T(z_ref, f)|^2 / ((1 + w(z_k)) / (1 + w(z_ref)))^2``
+    with ``T = b G(s_b) + (1 - b) G(s_h) + w G(s_o)`` the model's transfer from the surface
+    (ballistic PSF, scattered halo, out-of-focus light with weight ``w``; the squared slice
+    mean grows with ``1 + w``). Each branch is a 3D Gaussian: laterally its transfer function;
+    axially it mixes neighbouring slices, which lowers a slice's power by how much the
+    structure decorrelates between slices at that frequency. That decorrelation is measured
+    from the stack itself (:func:`~deepcontrast.calibration.depth.axial_correlation`), so
+    thin structures losing contrast to the axial blur are not read as haze or out-of-focus
+    light. ``blur_rate``, ``scattering_length`` and ``out_of_focus`` are fitted on a grid to
+    ``log K`` over slices and frequencies where the structure is above the noise, with the
+    halo width at its default. Two models are compared: *point-scanning* (``out_of_focus =
+    0``) and *widefield* (``out_of_focus`` free); widefield is chosen only if it lowers the
+    residual sum of squares by more than 30% with ``out_of_focus > 0.05``, or when the caller
+    says so (``microscope=``). Uncertainties are the grid ranges whose profile residual stays
+    within ``1 + 4 / n_slices`` of the minimum (about two standard errors); a parameter whose
+    range touches both ends of the grid is not identified and keeps its default.
 
     The halo width (``haze_sigma``, ``haze_rate``) is then profiled on a second grid, with
     ``blur_rate`` and ``scattering_length`` free and the mode kept: same residual, same rule
@@ -23,23 +27,19 @@ Blur, scattering (haze) and out-of-focus light
     light both lower the contrast at all but the lowest frequencies and cannot be told apart.
 
 Limitations (measured on stacks rendered by the forward model itself)
-    The mode test is weak, and cannot be made strong within this model: the out-of-focus light
-    is a wide 3D Gaussian, so in a slice it acts almost as a pedestal, and so does a wide
-    scattered halo; the two differ only in how their weights grow with depth (``w(z)`` vs
-    ``1 - b(z)``) and at the lowest frequencies of the field of view. The test therefore
-    assumes the halo width (the defaults' ``haze_sigma``, ``haze_rate``): a halo wider or
-    growing faster than that reads as out-of-focus light (on exact model spectra, a halo of
-    4.5 um + 0.05 z or 2 um + 0.1 z was called widefield). On ``synthetic_tissue`` renders of
-    48x192x192 voxels (2 x 0.5 x 0.5 um, 50 photons, seeds 0-9) stacks were called widefield
-    in 2/10, 6/10, 9/10, 8/10 cases for ``out_of_focus`` 0, 0.5, 1, 2, and ``out_of_focus``
-    itself came out within 30% only now and then (``benchmarks/bench_widefield.py``). On
-    32x128x128 stacks the fields of view are too small to tell. If you know your microscope is
-    widefield, set ``out_of_focus`` yourself (``deg.replace(out_of_focus=...)``); the
-    attenuation is then fitted with its out-of-focus light divided out. ``blur_rate`` and
-    ``scattering_length`` come from a lateral-only transfer (the model's axial blur is
-    ignored), so they are approximate: on 32x128x128 stacks ``blur_rate`` 0 and 0.06 were
-    recovered as 0.0-0.01 and 0.04-0.05, ``scattering_length`` 100 um as 50-150 um. The halo
-    width comes with wide intervals (e.g. 3 um [0.5, 10] for a true 3 um).
+    On ``synthetic_tissue`` renders of 48x192x192 voxels (2 x 0.5 x 0.5 um, 50 photons, seeds
+    0-9, ``benchmarks/bench_widefield.py --no-train``), point-scanning stacks give
+    ``blur_rate`` 0.03 in 10/10 (true 0.03), ``scattering_length`` 105 um [75, 205] (true
+    100), the halo at its true width, attenuation within 11% (median), and 1/10 is called
+    widefield. The mode test is weak the other way: stacks with ``out_of_focus`` 0.5, 1, 2 are
+    called widefield in 4/10, 5/10, 7/10 cases, and even when the mode is given the fitted
+    ``out_of_focus`` spreads over its whole grid. Within this model the out-of-focus light is
+    a wide 3D Gaussian that acts in a slice almost as a pedestal; its weight shows only in how
+    the contrast falls with depth, ``(1 + w(z_ref)) / (1 + w(z))``, which changes little
+    between weights 0.5 and 3 and trades against the scattering length. If your microscope is
+    widefield, spinning-disk or light-sheet, say so (``microscope='widefield'``) and, if you
+    know it, set ``out_of_focus`` yourself (``deg.replace(out_of_focus=...)``); the
+    attenuation is then fitted with its out-of-focus light divided out.
 """
 import warnings
 
