@@ -94,3 +94,14 @@ def test_datagen_says_when_the_blur_increment_is_sub_pixel(tmp_path, capsys, vox
     assert len(lines) == (1 if noted else 0)
     if noted:
         assert "0.38 px" in lines[0] and "blur_rate=" in lines[0]
+
+
+def test_datagen_microscope_goes_to_the_calibration(raw_dir, tmp_path, capsys):
+    out = tmp_path / "wide.npz"
+    argv = [a for a in args(raw_dir, out) if a not in ("--photons", "50")] + ["--calibrate", "--microscope", "widefield"]
+    assert main(argv) == 0
+    assert load_settings(out)["calibration"]["mode"] == "widefield"
+    # without --calibrate the option has nothing to act on: refused, nothing written
+    lone = tmp_path / "lone.npz"
+    assert main(args(raw_dir, lone, "--microscope", "widefield")) != 0
+    assert "add --calibrate" in capsys.readouterr().err and not lone.exists()

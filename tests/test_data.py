@@ -332,3 +332,12 @@ def test_noise_free_training_degradation_warns_with_the_fix(caplog):
         DegradedRawData.from_arrays([img], "YX", DeepTissueDegradation(photons=50), 20, rng=0)
         DegradedRawData.from_arrays([img], "YX", DeepTissueDegradation(read_noise=0.01), 20, rng=0)
     assert "adds no noise" not in caplog.text
+
+
+def test_microscope_needs_degradation_auto():
+    from deepcontrast import DeepTissueDegradation
+    from deepcontrast.data import DegradedRawData, synthetic_tissue
+
+    obs, _ = synthetic_tissue((8, 48, 48), rng=0)
+    with pytest.raises(ValueError, match="degradation='auto'"):
+        DegradedRawData.from_arrays([obs], "ZYX", DeepTissueDegradation(photons=50), 20, microscope="widefield")

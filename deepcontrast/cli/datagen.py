@@ -37,6 +37,9 @@ def add_parser(sub):
     noise = p.add_mutually_exclusive_group()
     noise.add_argument("--photons", type=float, default=None, help="photons per unit intensity for shot noise")
     noise.add_argument("--calibrate", action="store_true", help="estimate the forward model (noise level) from the raw images")
+    p.add_argument("--microscope", choices=("auto", "point-scanning", "widefield"), default="auto",
+                   help="with --calibrate: how the images were acquired (widefield also for spinning disk and "
+                   "light sheet); default: decided from the data, a weak test")
     p.add_argument("--subvolume-size", metavar="N,N,N", help="degrade random sub-volumes of this size per image "
                    "(read lazily; for volumes too big for memory), e.g. 32,256,256")
     p.add_argument("--n-subvolumes", type=int, default=1, help="sub-volumes per image with --subvolume-size (default 1)")
@@ -62,6 +65,8 @@ def run(args):
     patch_size = tuple(int(v) for v in parse_floats(args.patch_size, "--patch-size"))
     extra_depth = parse_range(args.extra_depth, "--extra-depth")
     voxel_size = parse_floats(args.voxel_size, "--voxel-size") if args.voxel_size else None
+    if args.microscope != "auto" and not args.calibrate:
+        raise ValueError("--microscope is used to calibrate the forward model; add --calibrate")
     if args.calibrate:
         degradation = "auto"
     else:
@@ -70,7 +75,7 @@ def run(args):
             log.warning("no noise in the forward model: pass --photons or --calibrate so the network learns "
                         "to separate noise from structure")
     kw = dict(n_degradations=args.n_degradations, voxel_size=voxel_size, surface=args.surface, depth=args.depth,
-              rng=args.seed)
+              rng=args.seed, microscope=args.microscope)
     if args.subvolume_size:
         kw.update(subvolume_size=tuple(int(v) for v in parse_floats(args.subvolume_size, "--subvolume-size")),
                   n_subvolumes=args.n_subvolumes)

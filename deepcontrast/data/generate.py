@@ -60,7 +60,8 @@ class DegradedRawData(RawData):
 
     @classmethod
     def from_folder(cls, basepath, source_dirs, axes, degradation, extra_depth, *, n_degradations=1, voxel_size=None,
-                    surface="first", depth=0.0, pattern="*.tif*", subvolume_size=None, n_subvolumes=1, rng=None):
+                    surface="first", depth=0.0, pattern="*.tif*", subvolume_size=None, n_subvolumes=1, rng=None,
+                    microscope="auto"):
         """Pairs from the raw TIFF images in ``basepath/<source_dir>/<pattern>``.
 
         Images are read from disk one at a time while the generator runs (never all at once,
@@ -104,6 +105,10 @@ class DegradedRawData(RawData):
         rng : None, int or numpy.random.Generator
             Seeds the extra-depth draws, the noise and the sub-volume positions: the same seed
             gives the same pairs, and iterating the generator again gives the same pairs too.
+        microscope : {'auto', 'point-scanning', 'widefield'}
+            With ``degradation='auto'``: how the images were acquired, when you know it
+            (widefield, spinning disk, light sheet: ``'widefield'``), passed to the calibration
+            (see :func:`deepcontrast.calibration.calibrate`); 'auto' lets the data decide.
 
         Returns
         -------
@@ -152,11 +157,11 @@ class DegradedRawData(RawData):
         desc = f"{basepath}: sources={[str(s) for s in source_dirs]}, axes='{axes}', pattern='{pattern}'"
         sub = (subvolume_size, n_subvolumes, [open_volume(f) for f in files] if subvolume_size is not None else None)
         return cls._build(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
-                         desc, _first_images(loaders), sub)
+                          microscope, desc, _first_images(loaders), sub)
 
     @classmethod
     def from_arrays(cls, images, axes, degradation, extra_depth, *, n_degradations=1, voxel_size=None,
-                    surface="first", depth=0.0, subvolume_size=None, n_subvolumes=1, rng=None):
+                    surface="first", depth=0.0, subvolume_size=None, n_subvolumes=1, rng=None, microscope="auto"):
         """Pairs from raw images in memory or read lazily (zarr, dask, OME-Zarr or TIFF paths).
 
         Parameters
@@ -165,7 +170,7 @@ class DegradedRawData(RawData):
             One raw image (``ndim == len(axes)``) or several (possibly of different shapes): numpy
             arrays, or volumes read lazily (``zarr``/``dask`` arrays, paths of zarr/OME-Zarr
             folders or TIFFs), which are read only while the generator runs.
-        axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, subvolume_size, n_subvolumes, rng
+        axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, subvolume_size, n_subvolumes, rng, microscope
             As in :meth:`from_folder` (``'auto'`` calibrates on all images; on a lazily read
             volume that means reading it, so calibrate on a part of it instead).
 
@@ -207,21 +212,25 @@ class DegradedRawData(RawData):
                 loaders.append((f"image {i} ({vol.name})", (lambda vol=vol: vol.read(())), vol.shape))
                 volumes.append(vol)
         return cls._build(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
-                         "arrays", lambda: [load() for _, load, _ in loaders], (subvolume_size, n_subvolumes, volumes))
+                          microscope, "arrays", lambda: [load() for _, load, _ in loaders],
+                          (subvolume_size, n_subvolumes, volumes))
 
     @classmethod
     def _build(cls, loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
-              description, calibration_images, sub=(None, 1, None)):
+              microscope, description, calibration_images, sub=(None, 1, None)):
         lo, hi = check_extra_depth(extra_depth)
         n = check_n_degradations(n_degradations)
         depth = check_depth(depth)
         check_surface(surface)
         vs = check_voxel_size(axes, voxel_size)
         deg = as_degradation(degradation)
+        if microscope != "auto" and deg != "auto":
+            raise ValueError(f"microscope={microscope!r} is used only to calibrate the forward model; pass "
+                             "degradation='auto' with it, or drop it (a given degradation already says out_of_focus)")
         calibration = None
         if deg == "auto":
             deg, report = DeepTissueDegradation.calibrate(calibration_images(), axes, voxel_size=vs, surface=surface,
-                                                          depth=depth)
+                                                          depth=depth, microscope=microscope)
             calibration = report.to_dict()
             log.info("calibrated degradation: %s", deg)
         warn_if_noise_free(deg)
