@@ -213,11 +213,11 @@ def _mode_fit(rows, defaults, microscope="auto"):
 
 def _haze_fit(rows, oof, tol, defaults):
     """Profile the halo width on its grid, blur_rate and scattering_length free, out_of_focus fixed."""
-    B = _BLUR_GRID[:, None, None, None, None]
-    L = _LS_GRID[None, :, None, None, None]
-    HS = _HAZE_SIGMA_GRID[None, None, :, None, None]
-    HR = _HAZE_RATE_GRID[None, None, None, :, None]
-    cube = _rss(rows, oof, B, L, HS, HR, defaults.psf_sigma)  # (blur, ls, haze_sigma, haze_rate)
+    B = _BLUR_GRID[:, None, None, None]
+    L = _LS_GRID[None, :, None, None]
+    HR = _HAZE_RATE_GRID[None, None, :, None]
+    # one halo width at a time: the full cube of points would take hundreds of MB for big stacks
+    cube = np.stack([_rss(rows, oof, B, L, hs, HR, defaults.psf_sigma) for hs in _HAZE_SIGMA_GRID], 2)
     best = float(cube.min())
     return {"haze_sigma": _profile(cube, 2, _HAZE_SIGMA_GRID, best, tol, "haze_sigma", defaults.haze_sigma),
             "haze_rate": _profile(cube, 3, _HAZE_RATE_GRID, best, tol, "haze_rate", defaults.haze_rate)}
