@@ -8,7 +8,8 @@ import numpy as np
 from csbdeep.models import CARE
 
 from ..internals.checks import check_finite
-from ..internals.model_folder import SIDE_FILE, check_model_folder, read_model_files, weight_files, write_model_files
+from ..internals.model_folder import (CONFIG_FILE, SIDE_FILE, check_model_folder, read_model_files, weight_files,
+                                      write_model_files)
 from ..version import __version__
 from .config import EXTRA_DEFAULTS, Config, _tensorboard_available, split_config
 from .blockwise import BlockwiseMixin
@@ -86,7 +87,8 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
         self.logdir = self.basedir / self.name
         if self.config is not None:
             if self.logdir.exists():
-                warnings.warn(f"output path for model already exists, files may be overwritten: {self.logdir.resolve()}")
+                warnings.warn(f"output path for model already exists, files may be overwritten: "
+                              f"{self.logdir.resolve()}")
             self._save_side(network=True)
             return
         network, settings, self._side, self._old_layout = read_model_files(self.logdir, EXTRA_DEFAULTS)
@@ -97,11 +99,11 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
         try:
             self.config = self._config_class(**self._config_class.update_loaded_config(network), **settings)
         except (AttributeError, TypeError, ValueError) as e:
-            raise ValueError(f"model config {self.logdir / 'config.json'} cannot be loaded ({e}); "
+            raise ValueError(f"model config {self.logdir / CONFIG_FILE} cannot be loaded ({e}); "
                              "is it a DeepContrast/CSBDeep CARE model folder?") from None
         ok, invalid = self.config.is_valid(True)
         if not ok:
-            raise ValueError(f"invalid values in {self.logdir / 'config.json'} or {self.logdir / SIDE_FILE}: "
+            raise ValueError(f"invalid values in {self.logdir / CONFIG_FILE} or {self.logdir / SIDE_FILE}: "
                              f"{', '.join(invalid)}; restore the files or train the model anew")
 
     @property
