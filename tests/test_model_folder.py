@@ -172,3 +172,20 @@ def test_new_config_replaces_history_and_settings_of_the_folder(trained, tmp_pat
     assert {k: side[k] for k in EXTRA_DEFAULTS} == EXTRA_DEFAULTS
     assert set(read(tmp_path / "m", "config.json")) == set(vars(CSBDeepConfig("YX")))
     assert fresh.history == []
+
+
+def test_csbdeep_care_folder_loads_with_default_settings_and_is_not_written(tmp_path):
+    import keras
+
+    keras.utils.set_random_seed(2)
+    care = CARE(CSBDeepConfig("YX", unet_n_depth=1, unet_n_first=4, train_tensorboard=False), "c", basedir=str(tmp_path))
+    care.keras_model.save_weights(str(care.logdir / "weights_best.h5"))
+    before = {p.name: p.read_bytes() for p in care.logdir.iterdir()}
+    ours = DeepContrast(None, "c", basedir=tmp_path)
+    assert {p.name: p.read_bytes() for p in care.logdir.iterdir()} == before  # no deepcontrast.json written
+    assert split_config(ours.config) == (read(care.logdir, "config.json"), EXTRA_DEFAULTS)
+    assert ours.history == []
+    x = normalize(image(), 2, 99.8)[None, ..., None]
+    y_care = care.keras_model.predict(x, verbose=0)
+    np.testing.assert_allclose(ours._net_for("float32").predict(x, verbose=0), y_care, rtol=0,
+                               atol=1e-5 * np.ptp(y_care))
