@@ -35,6 +35,15 @@ def test_train_writes_model_folder_with_settings(trained):
     assert json.loads((folder / "config.json").read_text())["unet_n_first"] == 4
 
 
+def test_trained_folder_loads_in_csbdeep_care(trained):
+    from csbdeep.models import CARE, Config
+
+    folder = trained / "models" / "m"
+    assert set(json.loads((folder / "config.json").read_text())) == set(vars(Config("YX")))
+    care = CARE(None, "m", basedir=str(trained / "models"))
+    assert care.config.unet_n_first == 4
+
+
 def test_train_refuses_existing_model(trained, capsys):
     status = main(["train", str(trained / "data.npz"), "--name", "m", "--basedir", str(trained / "models")])
     assert status == 1 and "--continue" in capsys.readouterr().err

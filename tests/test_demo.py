@@ -103,3 +103,6 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     summary = json.loads((out / "demo_summary.json").read_text())
     assert summary["quality"]["region"] == "deepest_third"
     assert summary["settings"]["shape"] == list(demo_settings(quick=True)["shape"])
+    # the training history is stored once, in the model folder
+    side = json.loads((out / "models" / "demo_model" / "deepcontrast.json").read_text())
+    assert "history" not in summary and len(side["history"]) == demo_settings(quick=True)["train_epochs"]

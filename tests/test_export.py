@@ -115,7 +115,8 @@ def test_fiji_export_is_tf115_clean_and_reproduces_model(tmp_path, axes, n_in, n
         names = set(z.namelist())
         meta = json.loads(z.read("meta.json"))
         config = json.loads(z.read("config.json"))
-    assert {"saved_model.pb", "variables/", "meta.json", "config.json"} <= names
+        settings = json.loads(z.read("deepcontrast.json"))
+    assert {"saved_model.pb", "variables/", "meta.json", "config.json", "deepcontrast.json"} <= names
     # meta.json exactly as CSBDeep's export_TF writes it (what the Fiji plugin reads)
     from csbdeep.version import __version__ as csbdeep_version
 
@@ -125,6 +126,10 @@ def test_fiji_export_is_tf115_clean_and_reproduces_model(tmp_path, axes, n_in, n
         "tile_overlap": list(model._axes_tile_overlap(model.config.axes)),
     }
     assert config["axes"] == model.config.axes and config["n_channel_out"] == n_out
+    # the folder's config.json (the network) and the model's settings, each once
+    assert config == json.loads((model.logdir / "config.json").read_text())
+    assert settings == {"degradation_settings": None, "predict_memory_mb": 2048, "normalize_per_slice": False,
+                        "precision": "float32"}
 
     out, sm = read_saved_model(zip_path, tmp_path)
     (mg,) = sm.meta_graphs
@@ -258,6 +263,12 @@ def test_bioimageio_package_passes_test_model(tmp_path, monkeypatch):
     assert "scale_range" in rdf and "halo" in rdf and "tensorflow_saved_model_bundle" in rdf
     assert "one\niteration" in readme or "one iteration" in readme
     assert "attenuation_length" in readme and "extra_depth" in readme
+    from ruyaml import YAML  # bioimageio.spec's YAML reader
+
+    ours = YAML(typ="safe").load(rdf)["config"]["deepcontrast"]
+    assert ours["csbdeep_config"] == json.loads((model.logdir / "config.json").read_text())
+    assert {k: ours[k] for k in ("degradation_settings", "precision", "normalize_per_slice")} == {
+        "degradation_settings": model.degradation_settings, "precision": "float32", "normalize_per_slice": False}
     # test output = our predict in normalized units = the network on the normalized input
     from csbdeep.utils import normalize
 

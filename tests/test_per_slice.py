@@ -58,7 +58,7 @@ def test_model_uses_per_slice_normalization_when_configured(tmp_path):
         assert close == per_plane
     import json
 
-    assert json.loads((tmp_path / "mTrue" / "config.json").read_text())["normalize_per_slice"] is True
+    assert json.loads((tmp_path / "mTrue" / "deepcontrast.json").read_text())["normalize_per_slice"] is True
     assert Config("YX", normalize_per_slice="yes").is_valid(return_invalid=True) == (False, ("normalize_per_slice",))
 
 

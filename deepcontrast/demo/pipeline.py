@@ -67,7 +67,9 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
         ``quality`` (the built-in sample's quality bar in the deepest third of the stack: PSNR
         gain of the best iteration over the raw, CLAHE and Richardson-Lucy figures, contrast
         gains, ``checks`` and ``passed``; None for your own data), ``settings``, ``timings`` (seconds per step), ``paths`` (every
-        file and folder written) and ``table`` (the printed summary).
+        file and folder written), ``history`` (the training logs per key, also in the model
+        folder's ``deepcontrast.json``) and ``table`` (the printed summary). ``demo_summary.json``
+        holds all but ``report`` and ``history``, which have their own files.
 
     Raises
     ------
@@ -134,6 +136,6 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
                   history={k: [float(v) for v in vs] for k, vs in (history or {}).items()},
                   paths={k: str(v) for k, v in paths.items()}, table=table)
     summary_file = out / "demo_summary.json"
-    write_json(summary_file, {k: v for k, v in result.items() if k != "report"}, default=str)
+    write_json(summary_file, {k: v for k, v in result.items() if k not in ("report", "history")}, default=str)
     result["paths"]["demo_summary.json"] = str(summary_file)
     return result

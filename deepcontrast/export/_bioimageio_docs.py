@@ -59,7 +59,7 @@ def documentation_markdown(*, name, description, config, net_axes, pmin, pmax, h
         "## Network configuration",
         "",
         "```json",
-        json.dumps({k: v for k, v in config.items() if k != "degradation_settings"}, indent=2, default=str),
+        json.dumps(config, indent=2, default=str),
         "```",
         "",
         "## Limitations",

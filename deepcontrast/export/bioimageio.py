@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..internals.files import atomic_write, zip_dir
+from ..models.config import split_config
 from ..models.precision import float32_network
 from ._bioimageio_docs import cover_image, documentation_markdown
 
@@ -253,8 +254,8 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
     x = _default_sample(net_axes, sizes, n_in) if input_sample is None else _prepare_sample(input_sample, net_axes, sizes, n_in)
     y = _test_output(model, x, net_axes)
     x = x[None]
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(model.config).items()}
-    settings = getattr(model, "degradation_settings", None) or config.get("degradation_settings")
+    config, model_settings = split_config(model.config)  # the model folder's config.json and settings
+    settings = model_settings.setdefault("degradation_settings", None)
     model_name = name or f"DeepContrast {getattr(model, 'name', None) or 'model'}"
     description = description or (
         f"Contrast restoration of deep-tissue fluorescence images ({'3D' if 'Z' in net_axes else '2D'}, "
@@ -278,7 +279,7 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
                       "3d" if "Z" in net_axes else "2d", "tensorflow", "unet"],
                 config=bm.Config(bioimageio=bm.BioimageioConfig(
                     architecture_type="U-Net", task="contrast restoration", modality="fluorescence microscopy"),
-                    deepcontrast={"csbdeep_config": config, "degradation_settings": settings,
+                    deepcontrast={"csbdeep_config": config, **model_settings,
                                   "normalization_percentiles": [PMIN, PMAX], "iterations": 1}),
             )
         except Exception as e:  # pydantic.ValidationError: report it readably

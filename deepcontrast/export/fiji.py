@@ -11,7 +11,8 @@ import logging
 import tempfile
 from pathlib import Path
 
-from ..internals.files import atomic_write, to_jsonable, zip_dir
+from ..internals.files import atomic_write, zip_dir
+from ..internals.model_folder import CONFIG_FILE, SIDE_FILE
 from ._freeze import INPUT_NAME, OUTPUT_NAME, audit_graph_def, freeze_keras_model, make_tf115_compatible
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,10 @@ def export_fiji(model, fname=None):
     attributes TensorFlow 1.15 knows, default-valued attributes stripped; tag ``serve``,
     signature ``serving_default`` with input ``input`` and output ``output``), an empty
     ``variables/`` folder, CSBDeep's ``meta.json`` (``type``, ``version``, ``probabilistic``,
-    ``axes``, ``axes_div_by``, ``tile_overlap``) and the model's ``config.json``.
+    ``axes``, ``axes_div_by``, ``tile_overlap``), the model's ``config.json`` (the network, as
+    in its folder) and, for a DeepContrast model, ``deepcontrast.json`` with its settings
+    (degradation settings, per-plane normalization, precision, prediction memory; no history).
+    The plugin reads neither file: they document the model.
 
     The network expects *normalized* input (as in Python prediction: percentiles 2 and 99.8
     mapped to 0 and 1, CSBDeep's ``PercentileNormalizer`` defaults); set the same percentiles in
@@ -163,14 +167,18 @@ def export_fiji(model, fname=None):
 
     graph_def, inp, out = frozen_tf115_graph(model)
     meta = csbdeep_meta(model)
-    config = to_jsonable(vars(model.config))
+    from ..models.config import split_config
+
+    config, settings = split_config(model.config)
 
     def write(tmp_zip):
         with tempfile.TemporaryDirectory() as tmp:
             export_dir = Path(tmp) / "model"
             write_tf1_saved_model(graph_def, inp, out, export_dir)
             (export_dir / "meta.json").write_text(json.dumps(meta, indent=4))
-            (export_dir / "config.json").write_text(json.dumps(config, indent=4))
+            (export_dir / CONFIG_FILE).write_text(json.dumps(config, indent=4))
+            if settings:
+                (export_dir / SIDE_FILE).write_text(json.dumps(settings, indent=4))
             zip_dir(export_dir, tmp_zip)
 
     atomic_write(fname, write)

@@ -6,11 +6,13 @@ from pathlib import Path
 from csbdeep.models import Config as _CSBDeepConfig
 
 from ..data.settings import load_settings, settings_path
+from ..internals.files import to_jsonable
 from .precision import PRECISIONS
 
-__all__ = ["Config", "load_settings", "settings_path"]
+__all__ = ["Config", "load_settings", "settings_path", "split_config"]
 
-#: keys this subclass adds to csbdeep's configuration, with their defaults
+#: keys this subclass adds to csbdeep's configuration, with their defaults; the model folder keeps
+#: them in deepcontrast.json, not in config.json (which CSBDeep's CARE loads)
 EXTRA_DEFAULTS = {
     # settings of the data generation (forward model, extra depth, ...), see DegradedRawData.settings
     "degradation_settings": None,
@@ -32,7 +34,9 @@ class Config(_CSBDeepConfig):
     """Configuration of a :class:`~deepcontrast.models.DeepContrast` network.
 
     A :class:`csbdeep.models.Config` (same keys, same validation, CSBDeep's defaults but for
-    ``train_tensorboard``, see below) with extra keys of its own. All keys are saved in the model folder's ``config.json``.
+    ``train_tensorboard``, see below) with extra keys of its own. The model folder keeps CSBDeep's
+    keys (the network) in ``config.json``, so ``csbdeep.models.CARE`` loads it, and the extra
+    keys in ``deepcontrast.json`` (see :func:`split_config`).
 
     Defaults that differ from, or are worth stating next to, CSBDeep's:
 
@@ -195,3 +199,32 @@ class Config(_CSBDeepConfig):
             return len(invalid) == 0, tuple(invalid)
         return len(invalid) == 0
 
+
+
+def split_config(config):
+    """Split a configuration into the network and deepcontrast's settings, as the model folder stores them.
+
+    Parameters
+    ----------
+    config : Config or csbdeep.models.Config
+        A configuration (a plain CSBDeep one has no settings).
+
+    Returns
+    -------
+    network : dict
+        CSBDeep's keys: the content of the model folder's ``config.json`` (JSON types).
+    settings : dict
+        The keys of :data:`EXTRA_DEFAULTS` the configuration has (``degradation_settings``,
+        ``predict_memory_mb``, ``normalize_per_slice``, ``precision``): they go to
+        ``deepcontrast.json``.
+
+    Examples
+    --------
+    >>> network, settings = split_config(Config('YX', precision='float32'))
+    >>> settings['precision'], 'precision' in network, network['axes']
+    ('float32', False, 'YXC')
+    """
+    keys = to_jsonable(vars(config))
+    network = {k: v for k, v in keys.items() if k not in EXTRA_DEFAULTS}
+    settings = {k: v for k, v in keys.items() if k in EXTRA_DEFAULTS}
+    return network, settings

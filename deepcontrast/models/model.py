@@ -8,10 +8,10 @@ import numpy as np
 from csbdeep.models import CARE
 
 from ..internals.checks import check_finite
-from ..internals.files import read_json, write_json
-from ..internals.model_folder import check_model_folder, weight_files
+from ..internals.model_folder import (CONFIG_FILE, SIDE_FILE, check_model_folder, read_model_files, weight_files,
+                                      write_model_files)
 from ..version import __version__
-from .config import Config, _tensorboard_available
+from .config import EXTRA_DEFAULTS, Config, _tensorboard_available, split_config
 from .blockwise import BlockwiseMixin
 from .physical import model_background
 from .precision import model_precision, resolve_precision, training_optimizer, with_precision
@@ -21,9 +21,6 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["DeepContrast", "SIDE_FILE"]
 
-#: JSON side file in the model folder with our extra state (no pickle)
-SIDE_FILE = "deepcontrast.json"
-
 
 class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
     """CARE network that restores contrast of deep-tissue fluorescence images.
@@ -31,8 +28,13 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
     Trained on pairs (raw images pushed deeper by the forward model -> raw images) and applied
     to the raw images themselves, once or iteratively (:meth:`predict_iterative`). Saves and
     loads like every CSBDeep model: ``basedir/name/{config.json, weights_best.h5,
-    weights_last.h5, logs/}``, plus ``deepcontrast.json`` with the degradation settings and the
-    training history.
+    weights_last.h5, logs/}``, plus ``deepcontrast.json``. ``config.json`` holds the network
+    (CSBDeep's keys only, so ``csbdeep.models.CARE(None, name, basedir)`` loads the folder);
+    ``deepcontrast.json`` holds the settings of :class:`Config` that CSBDeep does not know
+    (``degradation_settings``, ``predict_memory_mb``, ``normalize_per_slice``, ``precision``),
+    the training history and the trainings. Folders written by earlier versions, with those
+    settings in ``config.json``, load the same; the files are rewritten in the current layout
+    only when the model saves its state (training, setting ``degradation_settings``).
 
     GPU: TensorFlow places the network on the first visible GPU as usual and runs on CPU when
     there is none. To share a GPU, call ``csbdeep.utils.tf.limit_gpu_memory(fraction=0.5,
@@ -68,13 +70,41 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
     def __init__(self, config, name=None, basedir="."):
         if config is None and basedir is not None and name is not None:
             check_model_folder(Path(basedir) / name)
+        # history and trainings; a new network starts without those of an earlier model in its folder
+        self._side = {"history": []}
+        self._old_layout = False
         super().__init__(config, name=name, basedir=basedir)
         self._halo_cache = {}
-        if config is None:
-            self._side = self._load_side()
-        else:  # a new network: history and trainings of an earlier model in this folder do not apply
-            self._side = {"history": []}
-            self._save_side()
+
+    def _set_logdir(self):
+        """Load the configuration from (``config=None``) or save it to the model folder.
+
+        CSBDeep's ``_set_logdir`` with the split layout: ``config.json`` (network) plus the
+        settings of ``deepcontrast.json`` make the :class:`Config`.
+        """
+        if self.basedir is None:
+            return
+        self.logdir = self.basedir / self.name
+        if self.config is not None:
+            if self.logdir.exists():
+                warnings.warn(f"output path for model already exists, files may be overwritten: "
+                              f"{self.logdir.resolve()}")
+            self._save_side(network=True)
+            return
+        network, settings, self._side, self._old_layout = read_model_files(self.logdir, EXTRA_DEFAULTS)
+        if self._old_layout:
+            logger.info("%s keeps deepcontrast's settings in config.json (earlier layout); they move to %s "
+                        "when the model next saves", self.logdir, SIDE_FILE)
+        self._side.setdefault("history", [])
+        try:
+            self.config = self._config_class(**self._config_class.update_loaded_config(network), **settings)
+        except (AttributeError, TypeError, ValueError) as e:
+            raise ValueError(f"model config {self.logdir / CONFIG_FILE} cannot be loaded ({e}); "
+                             "is it a DeepContrast/CSBDeep CARE model folder?") from None
+        ok, invalid = self.config.is_valid(True)
+        if not ok:
+            raise ValueError(f"invalid values in {self.logdir / CONFIG_FILE} or {self.logdir / SIDE_FILE}: "
+                             f"{', '.join(invalid)}; restore the files or train the model anew")
 
     @property
     def _config_class(self):
@@ -115,34 +145,26 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
             if not isinstance(settings, dict):
                 raise ValueError(f"degradation_settings must be a dict or None, got {type(settings).__name__}")
         self.config.degradation_settings = settings
-        if self.basedir is not None:
-            from csbdeep.utils import save_json
-
-            save_json(vars(self.config), str(self.logdir / "config.json"))
-            self._save_side()
+        self._save_side()
 
     @property
     def history(self):
         """list of dict: per-epoch training logs (loss, val_loss, ...) over all trainings."""
         return list(self._side.get("history", []))
 
-    def _load_side(self):
-        if self.basedir is None:
-            return {"history": []}
-        p = self.logdir / SIDE_FILE
-        if p.exists():  # an unreadable one is an error (naming the file), never silently replaced
-            side = read_json(p, what="DeepContrast side file (training history, data settings)")
-            if not isinstance(side, dict):
-                raise ValueError(f"{p} must hold a JSON object; restore it from a backup or delete it")
-            return side
-        return {"history": []}
+    def _save_side(self, network=False):
+        """Write ``deepcontrast.json`` (settings from ``self.config``, history, trainings).
 
-    def _save_side(self):
-        self._side["deepcontrast_version"] = __version__
-        self._side["degradation_settings"] = self.config.degradation_settings
+        ``config.json`` is written too with ``network`` or while the folder is in the old layout
+        (settings in ``config.json``), which this replaces.
+        """
         if self.basedir is None:
             return
-        write_json(self.logdir / SIDE_FILE, self._side)
+        net, settings = split_config(self.config)
+        side = {"deepcontrast_version": __version__, **settings,
+                **{k: v for k, v in self._side.items() if k not in settings and k != "deepcontrast_version"}}
+        write_model_files(self.logdir, network=net if network or self._old_layout else None, side=side)
+        self._old_layout = False
 
     def _find_and_load_weights(self, prefer="best"):
         if self.basedir is None:
