@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ._axes import check_image_axes, spatial_voxel_size
+from .internals.axes import check_image_axes, spatial_voxel_size
 from ._filters import _blur_mix
 
 __all__ = ["DeepTissueDegradation"]

@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from . import metrics as M
-from ._axes import check_image_axes, spatial_voxel_size
-from ._io import atomic_write, to_jsonable, write_tiff
+from .internals.axes import check_image_axes, spatial_voxel_size
+from .internals.files import atomic_write, to_jsonable
+from .internals.tiff import write_tiff
 from .version import __version__
 
 __all__ = ["evaluate_model", "evaluate_iterates", "compute_baselines", "write_report", "format_table", "REPORT_FILES"]

@@ -34,7 +34,7 @@ import logging
 
 import numpy as np
 
-from .._axes import check_image_axes, spatial_voxel_size
+from ..internals.axes import check_image_axes, spatial_voxel_size
 from .depth import contrast_profile, fit_attenuation, slice_stats
 from .spectral import fit_spectral
 from .noise import fit_noise

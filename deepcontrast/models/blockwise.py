@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from .._io import to_jsonable
+from ..internals.files import to_jsonable
 from ..data.volume import open_volume
 from . import _blockplan as plan
 from ._blockstore import done_blocks, iterate_arrays, open_output, output_axes
@@ -173,7 +173,7 @@ class BlockwiseMixin:
         return plan.BlockGrid(vol.shape, axes, spatial, core, context, block)
 
     def _run_record(self, vol, axes, grid, n_iter, normalizer, resizer, save_all, voxel_size):
-        from .._axes import spatial_voxel_size
+        from ..internals.axes import spatial_voxel_size
 
         cfg = self.config
         out_axes = output_axes(axes, cfg.n_channel_out)

@@ -17,9 +17,9 @@ import numpy as np
 from csbdeep.data import PadAndCropResizer, PercentileNormalizer
 from csbdeep.internals.predict import tile_overlap
 
-from .._axes import check_image_axes
+from ..internals.axes import check_image_axes
 from ..internals.checks import check_iterate
-from .normalize import SlicePercentileNormalizer
+from ..data.normalize import SlicePercentileNormalizer
 from .physical import normalized_background, physical_step
 from .precision import check_precision, model_precision, resolve_precision, with_precision
 from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled, tile_layout
