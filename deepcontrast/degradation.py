@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from .internals.axes import check_image_axes, spatial_voxel_size
+from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
 from ._filters import _blur_mix
 
 __all__ = ["DeepTissueDegradation"]
@@ -325,17 +325,11 @@ class DeepTissueDegradation:
 
     # -- internals ------------------------------------------------------------------------
     def _apply(self, img, axes, vs, params, depth, surface, offset):
-        spatial = [a for a in axes if a in "ZYX"]
-        other = [i for i, a in enumerate(axes) if a not in "ZYX"]
-        order = other + [axes.index(a) for a in spatial]
-        x = np.transpose(img, order).astype(np.float32, copy=False)  # no copy for float32 input
-        lead = x.shape[: len(other)]
-        x = x.reshape((-1,) + x.shape[len(other):])
-        if "Z" not in spatial:  # 2D planes: give them a singleton Z at `depth`
+        x, restore = to_planes(img.astype(np.float32, copy=False), axes, "ZYX")  # no copy for float32 input
+        has_z = "Z" in axes
+        if not has_z:  # 2D planes: give them a singleton Z at `depth`
             x = x[:, None]
-            vsz = 1.0
-        else:
-            vsz = vs[0]
+        vsz = vs[0] if has_z else 1.0
         vyx = vs[-2:]
         n_z = x.shape[1]
         z = self.slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
@@ -343,17 +337,16 @@ class DeepTissueDegradation:
         out = None
         for i in range(len(x)):
             src = x[i] - np.float32(offset) if offset else x[i]  # never modify the caller's array
-            res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial="Z" in spatial, s_oof=s_oof, w_oof=w_oof)
+            res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial=has_z, s_oof=s_oof, w_oof=w_oof)
             if out is None:
                 out = np.empty(x.shape, np.float32) if len(x) > 1 else res[None]
             if len(x) > 1:
                 out[i] = res
         if offset:
             out += np.float32(offset)
-        if "Z" not in spatial:
+        if not has_z:
             out = out[:, 0]
-        out = out.reshape(lead + out.shape[1:])
-        return np.ascontiguousarray(np.transpose(out, np.argsort(order)))
+        return np.ascontiguousarray(restore(out))
 
     def _add_noise(self, out, rng):
         if self.photons is None and not self.read_noise:

@@ -34,7 +34,7 @@ import logging
 
 import numpy as np
 
-from ..internals.axes import check_image_axes, spatial_voxel_size
+from ..internals.axes import check_image_axes, spatial_voxel_size, to_planes
 from .depth import contrast_profile, fit_attenuation, slice_stats
 from .spectral import fit_spectral
 from .noise import fit_noise
@@ -58,13 +58,8 @@ def _as_list(images):
 
 def _stacks(img, axes):
     """(n_z, ny, nx) float64 stacks of one image: non-spatial axes (S, T, C) split off."""
-    spatial = [a for a in axes if a in "ZYX"]
-    other = [i for i, a in enumerate(axes) if a not in "ZYX"]
-    x = np.transpose(img, other + [axes.index(a) for a in spatial]).astype(np.float64)
-    x = x.reshape((-1,) + x.shape[len(other):])
-    if "Z" not in spatial:
-        x = x[:, None]
-    return list(x)
+    x = to_planes(img, axes, "ZYX")[0].astype(np.float64)
+    return list(x if "Z" in axes else x[:, None])
 
 
 def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=None, defaults=None):
