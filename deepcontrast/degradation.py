@@ -8,9 +8,10 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
+from .internals.checks import check_surface
 from ._filters import _blur_mix
 
-__all__ = ["DeepTissueDegradation"]
+__all__ = ["DeepTissueDegradation", "slice_depths"]
 
 
 @dataclass(frozen=True)
@@ -237,11 +238,8 @@ class DeepTissueDegradation:
         return type(self)(**d)
 
     def slice_depths(self, n, *, depth=0.0, voxel_size_z=1.0, surface="first"):
-        """Depth (um) of each of ``n`` slices along Z; the surface end is at ``depth``."""
-        if surface not in ("first", "last"):
-            raise ValueError(f"surface must be 'first' or 'last' (which end of Z is the tissue surface), got {surface!r}")
-        z = depth + voxel_size_z * np.arange(n, dtype=float)
-        return z if surface == "first" else z[::-1]
+        """Depth (um) of each of ``n`` slices along Z: :func:`slice_depths` (the model's parameters play no part)."""
+        return slice_depths(n, depth=depth, voxel_size_z=voxel_size_z, surface=surface)
 
     # -- applying it ----------------------------------------------------------------------
     def __call__(self, img, axes, extra_depth, *, depth=0.0, voxel_size=None, surface="first", rng=None):
@@ -332,7 +330,7 @@ class DeepTissueDegradation:
         vsz = vs[0] if has_z else 1.0
         vyx = vs[-2:]
         n_z = x.shape[1]
-        z = self.slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
+        z = slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
         ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)
         out = None
         for i in range(len(x)):
@@ -361,6 +359,35 @@ class DeepTissueDegradation:
         if self.read_noise:
             out += rng.normal(0.0, self.read_noise, size=out.shape).astype(np.float32)
         return out.astype(np.float32, copy=False)
+
+
+def slice_depths(n, *, depth=0.0, voxel_size_z=1.0, surface="first"):
+    """Depth (um) below the tissue surface of each of ``n`` slices along Z.
+
+    Parameters
+    ----------
+    n : int
+        Number of slices.
+    depth : float
+        Depth (um) of the surface-end slice.
+    voxel_size_z : float
+        Slice spacing (um).
+    surface : {'first', 'last'}
+        Which end of Z is the tissue surface.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` float64 depths, in slice order.
+
+    Examples
+    --------
+    >>> slice_depths(3, depth=10, voxel_size_z=2, surface='last')
+    array([14., 12., 10.])
+    """
+    check_surface(surface)
+    z = depth + voxel_size_z * np.arange(n, dtype=float)
+    return z if surface == "first" else z[::-1]
 
 
 #: expected photon count above which shot noise is drawn from the Gaussian limit of the Poisson

@@ -154,9 +154,9 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     suggested = M.suggest_n_iter(tables["all"], min_retention=min_retention, min_gain_step=min_gain_step)
     nz = raw.shape[axes.index("Z")] if "Z" in axes else 1
     vz = vs[[a for a in axes if a in "ZYX"].index("Z")] if "Z" in axes else 1.0
-    from .degradation import DeepTissueDegradation
+    from .degradation import slice_depths
 
-    depths = DeepTissueDegradation().slice_depths(nz, depth=depth, voxel_size_z=vz, surface=surface) if "Z" in axes \
+    depths = slice_depths(nz, depth=depth, voxel_size_z=vz, surface=surface) if "Z" in axes \
         else np.array([float(depth)])
     profile = {"metric": metric, "depth_um": depths, "raw": M.contrast_profile(np.maximum(raw, 0), axes, metric, undefined="nan")}
     for k, y in enumerate(iterates, 1):

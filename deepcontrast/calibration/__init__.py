@@ -34,6 +34,7 @@ import logging
 
 import numpy as np
 
+from ..degradation import DeepTissueDegradation
 from ..internals.axes import check_image_axes, spatial_voxel_size, to_planes
 from .depth import contrast_profile, fit_attenuation, slice_stats
 from .spectral import fit_spectral
@@ -106,7 +107,7 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
     >>> print(report.summary())  # doctest: +SKIP
     """
     if cls is None:
-        from ..degradation import DeepTissueDegradation as cls
+        cls = DeepTissueDegradation
     defaults = cls() if defaults is None else defaults
     stacks, norm_axes, n_images = _load_stacks(images, axes)
     vs = spatial_voxel_size(norm_axes, voxel_size)
