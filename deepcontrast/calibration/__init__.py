@@ -36,7 +36,7 @@ import numpy as np
 
 from ..degradation import DeepTissueDegradation
 from ..internals.axes import check_image_axes, spatial_voxel_size, to_planes
-from .depth import contrast_profile, fit_attenuation, slice_stats
+from .depth import contrast_vs_model, fit_attenuation, slice_stats
 from .spectral import fit_spectral
 from .noise import fit_noise
 from .notice import blur_increment_notice, training_blur_notice
@@ -128,7 +128,7 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, cls=
     if depth_info.get("stats"):
         stats, depths = depth_info.pop("stats"), depth_info.pop("depths")
         for st, z in zip(stats, depths):
-            zz, data, model = contrast_profile(st, z, deg)
+            zz, data, model = contrast_vs_model(st, z, deg)
             depth_info["contrast"].append({"z": zz.tolist(), "data": _finite(data), "model": _finite(model)})
     report = CalibrationReport(degradation=deg, parameters=params, noise=dict(noise), depth=depth_info,
                                inputs={"n_images": n_images, "axes": norm_axes, "voxel_size": list(vs),

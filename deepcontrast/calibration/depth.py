@@ -18,9 +18,9 @@ import logging
 import numpy as np
 from scipy import fft as sfft
 
-from .spectral import _transfer2, fit_spectral  # noqa: F401 (fit_spectral lived here)
+from .spectral import _transfer2
 
-__all__ = ["contrast_profile", "fit_attenuation", "fit_spectral", "slice_stats"]
+__all__ = ["contrast_vs_model", "fit_attenuation", "slice_stats"]
 
 log = logging.getLogger(__name__)
 
@@ -76,10 +76,14 @@ def slice_stats(stack, vyx, offset, noise, n_bins=24):
             "noise": np.repeat(nvar[:, None], valid_bins.sum(), 1), "counts": counts[valid_bins], "n_pixels": ny * nx}
 
 
-def contrast_profile(st, z, deg, n_ref=None):
-    """Noise-corrected structure contrast (std / mean) per slice, and the model's prediction.
+def contrast_vs_model(st, z, deg, n_ref=None):
+    """Noise-corrected structure contrast (std / mean) per slice, and the model's prediction of it.
 
-    The model curve starts from the shallowest slices (as in :func:`fit_spectral`) and applies
+    For the calibration report (measured vs calibrated model); not to be confused with
+    :func:`deepcontrast.metrics.contrast_profile`, the contrast of an image per slice.
+
+    The model curve starts from the shallowest slices (as in
+    :func:`~deepcontrast.calibration.spectral.fit_spectral`) and applies
     the increment transfer of ``deg`` (blur, haze, out-of-focus) down to each depth.
 
     Returns
