@@ -2,7 +2,8 @@
 from pathlib import Path
 
 from ..internals.model_folder import check_model_folder
-from ._common import parse_floats, read_tiff
+from ..internals.tiff import read_tiff
+from ._common import parse_floats
 
 
 def add_parser(sub):
