@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from deepcontrast import DeepTissueDegradation
+from deepcontrast.degradation import slice_depths
 
 NO_HAZE = dict(scattering_length=None)
 
@@ -239,3 +240,12 @@ def test_bad_input_errors(call, match):
 def test_bad_parameters(kw, match):
     with pytest.raises(ValueError, match=match):
         DeepTissueDegradation(**kw)
+
+
+def test_slice_depths_without_a_model():
+    # the surface end of Z is at `depth`, slices voxel_size_z apart; the method needs no parameters of the model
+    np.testing.assert_array_equal(slice_depths(4, depth=10, voxel_size_z=2.5), [10, 12.5, 15, 17.5])
+    np.testing.assert_array_equal(slice_depths(4, depth=10, voxel_size_z=2.5, surface="last"), [17.5, 15, 12.5, 10])
+    np.testing.assert_array_equal(DeepTissueDegradation(blur_rate=0.2).slice_depths(3, surface="last"), [2, 1, 0])
+    with pytest.raises(ValueError, match="surface must be 'first' or 'last'"):
+        slice_depths(3, surface="top")
