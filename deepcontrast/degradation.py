@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
-from .internals.checks import check_surface
+from .internals.checks import check_depth, check_number, check_surface
 from ._filters import _blur_mix
 
 __all__ = ["DeepTissueDegradation", "slice_depths"]
@@ -135,17 +135,17 @@ class DeepTissueDegradation:
             v = getattr(self, name)
             if v is None:
                 continue
-            _check_number(v, name)
+            check_number(v, name, None, allow_inf=True)
             if not v > 0:
                 raise ValueError(f"{name} must be > 0 micrometres (or None to disable it), got {v}")
         for name in ("psf_sigma", "blur_rate", "haze_sigma", "haze_rate", "read_noise", "out_of_focus"):
             v = getattr(self, name)
-            _check_number(v, name)
+            check_number(v, name, None)
             if v < 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
-        _check_number(self.background, "background")
+        check_number(self.background, "background", None)
         if self.photons is not None:
-            _check_number(self.photons, "photons")
+            check_number(self.photons, "photons", None)
             if not self.photons > 0:
                 raise ValueError(f"photons must be > 0 (or None to disable shot noise), got {self.photons}")
 
@@ -278,14 +278,11 @@ class DeepTissueDegradation:
             is negative, or ``voxel_size`` has the wrong length.
         """
         img, axes = check_image_axes(img, axes)
-        _check_number(extra_depth, "extra_depth")
-        if extra_depth < 0:
+        d = check_number(extra_depth, "extra_depth")
+        if d < 0:
             raise ValueError(f"extra_depth must be >= 0 micrometres, got {extra_depth}")
-        _check_number(depth, "depth")
-        if depth < 0:
-            raise ValueError(f"depth must be >= 0 micrometres (0 is the tissue surface), got {depth}")
+        depth = check_depth(depth)
         vs = spatial_voxel_size(axes, voxel_size)
-        d = float(extra_depth)
 
         def params(z):
             ra = float(np.exp(-d / _length(self.attenuation_length)))
@@ -416,12 +413,3 @@ def _shot_noise(counts, rng):
 
 def _length(v):
     return np.inf if v is None else float(v)
-
-
-def _check_number(v, name):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {v!r}") from None
-    if math.isnan(f) or (math.isinf(f) and name not in ("attenuation_length", "scattering_length")):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")

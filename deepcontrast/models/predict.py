@@ -18,7 +18,7 @@ from csbdeep.data import PadAndCropResizer, PercentileNormalizer
 from csbdeep.internals.predict import tile_overlap
 
 from ..internals.axes import axes_last, check_image_axes
-from ..internals.checks import check_iterate
+from ..internals.checks import check_iterate, check_number
 from ..data.normalize import SlicePercentileNormalizer
 from .physical import normalized_background, physical_step
 from .precision import check_precision, model_precision, resolve_precision, with_precision
@@ -267,12 +267,7 @@ class PredictMixin:
         """The background in the normalized space of the network input (None: no floor)."""
         if background is None:
             background = self.background
-        try:
-            background = float(background)
-        except (TypeError, ValueError):
-            raise ValueError(f"background must be a number (intensity of no light), got {background!r}") from None
-        if not np.isfinite(background):
-            raise ValueError(f"background must be finite, got {background}")
+        background = check_number(background, "background", "intensity of no light")
         cfg = self.config
         if cfg.n_channel_in != cfg.n_channel_out:
             return None
