@@ -324,8 +324,8 @@ class DeepTissueDegradation:
         has_z = "Z" in axes
         if not has_z:  # 2D planes: give them a singleton Z at `depth`
             x = x[:, None]
-        vsz = vs[0] if has_z else 1.0
-        vyx = vs[-2:]
+        size = dict(zip((a for a in axes if a in "ZYX"), vs))  # voxel_size follows the order of axes
+        vsz, vyx = size.get("Z", 1.0), (size["Y"], size["X"])
         n_z = x.shape[1]
         z = slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
         ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)

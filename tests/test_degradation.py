@@ -249,3 +249,12 @@ def test_slice_depths_without_a_model():
     np.testing.assert_array_equal(DeepTissueDegradation(blur_rate=0.2).slice_depths(3, surface="last"), [2, 1, 0])
     with pytest.raises(ValueError, match="surface must be 'first' or 'last'"):
         slice_depths(3, surface="top")
+
+
+def test_z_after_y_and_x_is_still_the_depth_axis():
+    # 'YXZ' with its voxel sizes in that order is the same stack as 'ZYX': same result, moved
+    stack = structured((6, 32, 40))
+    deg = DeepTissueDegradation(haze_sigma=1.0)
+    zyx = deg(stack, "ZYX", 30.0, depth=10, voxel_size=(2.0, 0.5, 0.4), surface="last")
+    yxz = deg(np.moveaxis(stack, 0, -1), "YXZ", 30.0, depth=10, voxel_size=(0.5, 0.4, 2.0), surface="last")
+    np.testing.assert_allclose(yxz, np.moveaxis(zyx, 0, -1), rtol=0, atol=1e-6 * float(zyx.max()))

@@ -59,7 +59,8 @@ def _as_list(images):
 
 def _stacks(img, axes):
     """(n_z, ny, nx) float64 stacks of one image: non-spatial axes (S, T, C) split off."""
-    x = to_planes(img, axes, "ZYX")[0].astype(np.float64)
+    spatial = "".join(a for a in axes if a in "ZYX")  # in the order of axes, as calibrate's voxel sizes
+    x = to_planes(img, axes, spatial)[0].astype(np.float64)
     return list(x if "Z" in axes else x[:, None])
 
 
