@@ -9,7 +9,7 @@ import logging
 import numpy as np
 
 from .. import metrics as M
-from ..internals.axes import check_image_axes, spatial_voxel_size
+from ..internals.axes import axes_last, check_image_axes, spatial_voxel_size
 from ..internals.files import to_jsonable
 from ..version import __version__
 from .report import _BASELINE_LABELS, check_targets, write_report
@@ -119,13 +119,8 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     if region is not None:
         regions["deepest_third"] = region[0]
 
-    # move Y, X last so the planar metrics see YX planes
-    order = [a for a in axes if a not in "YX"] + ["Y", "X"]
-    perm = [axes.index(a) for a in order]
-    tr = lambda x: None if x is None else np.transpose(np.asarray(x, np.float32), perm)  # noqa: E731
-
-    def sub(x, key):
-        return None if x is None else tr(x[regions[key]])
+    def sub(x, key):  # the region, with Y, X last so the planar metrics see YX planes
+        return None if x is None else axes_last(np.asarray(x[regions[key]], np.float32), axes, "YX")[0]
 
     kw = dict(normalize=normalize, background=float(background))
     tables = {key: M.iteration_tradeoff(sub(raw, key), [sub(y, key) for y in iterates],
