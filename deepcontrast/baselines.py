@@ -8,6 +8,7 @@ import logging
 
 import numpy as np
 
+from .degradation import DeepTissueDegradation, slice_depths
 from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
 
 __all__ = ["clahe", "richardson_lucy", "gaussian_psf"]
@@ -165,8 +166,6 @@ def richardson_lucy(img, axes, psf=None, n_iter=10, *, degradation=None, depth=0
     >>> y.shape
     (32, 32)
     """
-    from .degradation import DeepTissueDegradation
-
     img, axes = check_image_axes(img, axes)
     if int(n_iter) != n_iter or n_iter < 1:
         raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
@@ -197,7 +196,7 @@ def richardson_lucy(img, axes, psf=None, n_iter=10, *, degradation=None, depth=0
             degradation = DeepTissueDegradation.from_dict(degradation)
         if "Z" in axes:
             nz = img.shape[axes.index("Z")]
-            z_of = degradation.slice_depths(nz, depth=depth, voxel_size_z=vs[spatial.index("Z")], surface=surface)
+            z_of = slice_depths(nz, depth=depth, voxel_size_z=vs[spatial.index("Z")], surface=surface)
         else:
             z_of = np.array([float(depth)])
         keep = "ZYX" if "Z" in axes else "YX"

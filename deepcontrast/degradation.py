@@ -7,10 +7,11 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from ._axes import check_image_axes, spatial_voxel_size
+from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
+from .internals.checks import check_depth, check_number, check_surface
 from ._filters import _blur_mix
 
-__all__ = ["DeepTissueDegradation"]
+__all__ = ["DeepTissueDegradation", "slice_depths"]
 
 
 @dataclass(frozen=True)
@@ -134,17 +135,17 @@ class DeepTissueDegradation:
             v = getattr(self, name)
             if v is None:
                 continue
-            _check_number(v, name)
+            check_number(v, name, None, allow_inf=True)
             if not v > 0:
                 raise ValueError(f"{name} must be > 0 micrometres (or None to disable it), got {v}")
         for name in ("psf_sigma", "blur_rate", "haze_sigma", "haze_rate", "read_noise", "out_of_focus"):
             v = getattr(self, name)
-            _check_number(v, name)
+            check_number(v, name, None)
             if v < 0:
                 raise ValueError(f"{name} must be >= 0, got {v}")
-        _check_number(self.background, "background")
+        check_number(self.background, "background", None)
         if self.photons is not None:
-            _check_number(self.photons, "photons")
+            check_number(self.photons, "photons", None)
             if not self.photons > 0:
                 raise ValueError(f"photons must be > 0 (or None to disable shot noise), got {self.photons}")
 
@@ -241,11 +242,8 @@ class DeepTissueDegradation:
         return type(self)(**d)
 
     def slice_depths(self, n, *, depth=0.0, voxel_size_z=1.0, surface="first"):
-        """Depth (um) of each of ``n`` slices along Z; the surface end is at ``depth``."""
-        if surface not in ("first", "last"):
-            raise ValueError(f"surface must be 'first' or 'last' (which end of Z is the tissue surface), got {surface!r}")
-        z = depth + voxel_size_z * np.arange(n, dtype=float)
-        return z if surface == "first" else z[::-1]
+        """Depth (um) of each of ``n`` slices along Z: :func:`slice_depths` (the model's parameters play no part)."""
+        return slice_depths(n, depth=depth, voxel_size_z=voxel_size_z, surface=surface)
 
     # -- applying it ----------------------------------------------------------------------
     def __call__(self, img, axes, extra_depth, *, depth=0.0, voxel_size=None, surface="first", rng=None):
@@ -284,14 +282,11 @@ class DeepTissueDegradation:
             is negative, or ``voxel_size`` has the wrong length.
         """
         img, axes = check_image_axes(img, axes)
-        _check_number(extra_depth, "extra_depth")
-        if extra_depth < 0:
+        d = check_number(extra_depth, "extra_depth")
+        if d < 0:
             raise ValueError(f"extra_depth must be >= 0 micrometres, got {extra_depth}")
-        _check_number(depth, "depth")
-        if depth < 0:
-            raise ValueError(f"depth must be >= 0 micrometres (0 is the tissue surface), got {depth}")
+        depth = check_depth(depth)
         vs = spatial_voxel_size(axes, voxel_size)
-        d = float(extra_depth)
 
         def params(z):
             ra = float(np.exp(-d / _length(self.attenuation_length)))
@@ -329,35 +324,28 @@ class DeepTissueDegradation:
 
     # -- internals ------------------------------------------------------------------------
     def _apply(self, img, axes, vs, params, depth, surface, offset):
-        spatial = [a for a in axes if a in "ZYX"]
-        other = [i for i, a in enumerate(axes) if a not in "ZYX"]
-        order = other + [axes.index(a) for a in spatial]
-        x = np.transpose(img, order).astype(np.float32, copy=False)  # no copy for float32 input
-        lead = x.shape[: len(other)]
-        x = x.reshape((-1,) + x.shape[len(other):])
-        if "Z" not in spatial:  # 2D planes: give them a singleton Z at `depth`
+        x, restore = to_planes(img.astype(np.float32, copy=False), axes, "ZYX")  # no copy for float32 input
+        has_z = "Z" in axes
+        if not has_z:  # 2D planes: give them a singleton Z at `depth`
             x = x[:, None]
-            vsz = 1.0
-        else:
-            vsz = vs[0]
-        vyx = vs[-2:]
+        size = dict(zip((a for a in axes if a in "ZYX"), vs))  # voxel_size follows the order of axes
+        vsz, vyx = size.get("Z", 1.0), (size["Y"], size["X"])
         n_z = x.shape[1]
-        z = self.slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
+        z = slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
         ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)
         out = None
         for i in range(len(x)):
             src = x[i] - np.float32(offset) if offset else x[i]  # never modify the caller's array
-            res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial="Z" in spatial, s_oof=s_oof, w_oof=w_oof)
+            res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial=has_z, s_oof=s_oof, w_oof=w_oof)
             if out is None:
                 out = np.empty(x.shape, np.float32) if len(x) > 1 else res[None]
             if len(x) > 1:
                 out[i] = res
         if offset:
             out += np.float32(offset)
-        if "Z" not in spatial:
+        if not has_z:
             out = out[:, 0]
-        out = out.reshape(lead + out.shape[1:])
-        return np.ascontiguousarray(np.transpose(out, np.argsort(order)))
+        return np.ascontiguousarray(restore(out))
 
     def _add_noise(self, out, rng):
         if self.photons is None and not self.read_noise:
@@ -372,6 +360,35 @@ class DeepTissueDegradation:
         if self.read_noise:
             out += rng.normal(0.0, self.read_noise, size=out.shape).astype(np.float32)
         return out.astype(np.float32, copy=False)
+
+
+def slice_depths(n, *, depth=0.0, voxel_size_z=1.0, surface="first"):
+    """Depth (um) below the tissue surface of each of ``n`` slices along Z.
+
+    Parameters
+    ----------
+    n : int
+        Number of slices.
+    depth : float
+        Depth (um) of the surface-end slice.
+    voxel_size_z : float
+        Slice spacing (um).
+    surface : {'first', 'last'}
+        Which end of Z is the tissue surface.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n,)`` float64 depths, in slice order.
+
+    Examples
+    --------
+    >>> slice_depths(3, depth=10, voxel_size_z=2, surface='last')
+    array([14., 12., 10.])
+    """
+    check_surface(surface)
+    z = depth + voxel_size_z * np.arange(n, dtype=float)
+    return z if surface == "first" else z[::-1]
 
 
 #: expected photon count above which shot noise is drawn from the Gaussian limit of the Poisson
@@ -400,12 +417,3 @@ def _shot_noise(counts, rng):
 
 def _length(v):
     return np.inf if v is None else float(v)
-
-
-def _check_number(v, name):
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {v!r}") from None
-    if math.isnan(f) or (math.isinf(f) and name not in ("attenuation_length", "scattering_length")):
-        raise ValueError(f"{name} must be a finite number, got {v!r}")

@@ -5,6 +5,7 @@ or show it in Jupyter by leaving it as the last expression of a cell.
 """
 import numpy as np
 
+from .degradation import slice_depths
 from .metrics import contrast_profile
 
 __all__ = ["plot_contrast_profile", "plot_iterations", "plot_tradeoff"]
@@ -72,12 +73,10 @@ def plot_contrast_profile(images, axes, *, depths=None, metric="rms", voxel_size
             raise ValueError(f"depths has {depths.size} entries but the images have {n} Z slices")
         xlabel = "depth below surface (um)"
     elif voxel_size_z is not None:
-        from .degradation import DeepTissueDegradation
-
-        depths = DeepTissueDegradation().slice_depths(n, depth=depth, voxel_size_z=voxel_size_z, surface=surface)
+        depths = slice_depths(n, depth=depth, voxel_size_z=voxel_size_z, surface=surface)
         xlabel = "depth below surface (um)"
     else:
-        depths = np.arange(n, dtype=float) if surface == "first" else np.arange(n, dtype=float)[::-1]
+        depths = slice_depths(n, surface=surface)
         xlabel = "slice index from the surface"
     fig = _figure((6.4, 4.2))
     ax = fig.add_subplot()

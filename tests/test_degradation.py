@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from deepcontrast import DeepTissueDegradation
+from deepcontrast.degradation import slice_depths
 
 NO_HAZE = dict(scattering_length=None)
 
@@ -239,3 +240,21 @@ def test_bad_input_errors(call, match):
 def test_bad_parameters(kw, match):
     with pytest.raises(ValueError, match=match):
         DeepTissueDegradation(**kw)
+
+
+def test_slice_depths_without_a_model():
+    # the surface end of Z is at `depth`, slices voxel_size_z apart; the method needs no parameters of the model
+    np.testing.assert_array_equal(slice_depths(4, depth=10, voxel_size_z=2.5), [10, 12.5, 15, 17.5])
+    np.testing.assert_array_equal(slice_depths(4, depth=10, voxel_size_z=2.5, surface="last"), [17.5, 15, 12.5, 10])
+    np.testing.assert_array_equal(DeepTissueDegradation(blur_rate=0.2).slice_depths(3, surface="last"), [2, 1, 0])
+    with pytest.raises(ValueError, match="surface must be 'first' or 'last'"):
+        slice_depths(3, surface="top")
+
+
+def test_z_after_y_and_x_is_still_the_depth_axis():
+    # 'YXZ' with its voxel sizes in that order is the same stack as 'ZYX': same result, moved
+    stack = structured((6, 32, 40))
+    deg = DeepTissueDegradation(haze_sigma=1.0)
+    zyx = deg(stack, "ZYX", 30.0, depth=10, voxel_size=(2.0, 0.5, 0.4), surface="last")
+    yxz = deg(np.moveaxis(stack, 0, -1), "YXZ", 30.0, depth=10, voxel_size=(0.5, 0.4, 2.0), surface="last")
+    np.testing.assert_allclose(yxz, np.moveaxis(zyx, 0, -1), rtol=0, atol=1e-6 * float(zyx.max()))

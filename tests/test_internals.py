@@ -1,10 +1,11 @@
-"""Shared internals: TIFF round trips keep axes and scale, JSON errors name the file."""
+"""Shared internals: axis moves, TIFF round trips keep axes and scale, JSON errors name the file."""
 import logging
 
 import numpy as np
 import pytest
 import tifffile
 
+from deepcontrast.internals.axes import axes_last, to_planes
 from deepcontrast.internals.files import read_json, write_json
 from deepcontrast.internals.tiff import read_tiff, tiff_shape, write_tiff
 
@@ -44,3 +45,21 @@ def test_json_round_trip_and_corrupt_file_named(tmp_path):
     (tmp_path / "b.json").write_text('{"x": 1')
     with pytest.raises(ValueError, match="b.json is not valid JSON"):
         read_json(tmp_path / "b.json")
+
+
+def test_axes_last_moves_named_axes_and_back():
+    img = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)  # CYZX
+    moved, order = axes_last(img, "CYZX", "YX", first="Z")
+    assert order == "ZCYX" and moved.shape == (4, 2, 3, 5)
+    assert moved[3, 1, 2, 4] == img[1, 2, 3, 4]
+    back, axes = axes_last(moved, order, "CYZX")  # every axis named: a full reorder
+    assert axes == "CYZX"
+    np.testing.assert_array_equal(back, img)
+
+
+def test_to_planes_and_restore_round_trip():
+    img = np.arange(2 * 3 * 4 * 5).reshape(2, 3, 4, 5)  # YXZC: planes are the (Z, C) combinations
+    planes, restore = to_planes(img, "YXZC", "YX")
+    assert planes.shape == (20, 2, 3)
+    np.testing.assert_array_equal(planes[3 * 5 + 4], img[:, :, 3, 4])
+    np.testing.assert_array_equal(restore(planes * 2), img * 2)

@@ -127,7 +127,7 @@ def test_physical_false_is_the_bare_network(model):
 
 
 def test_background_must_be_finite(model):
-    with pytest.raises(ValueError, match="background must be finite"):
+    with pytest.raises(ValueError, match="background must be a finite number"):
         model.predict(dim_stack(), "ZYX", background=float("nan"))
 
 

@@ -34,8 +34,9 @@ import logging
 
 import numpy as np
 
-from .._axes import check_image_axes, spatial_voxel_size
-from .depth import contrast_profile, fit_attenuation, slice_stats
+from ..degradation import DeepTissueDegradation
+from ..internals.axes import check_image_axes, spatial_voxel_size, to_planes
+from .depth import contrast_vs_model, fit_attenuation, slice_stats
 from .spectral import fit_spectral
 from .noise import fit_noise
 from .notice import blur_increment_notice, training_blur_notice
@@ -58,13 +59,9 @@ def _as_list(images):
 
 def _stacks(img, axes):
     """(n_z, ny, nx) float64 stacks of one image: non-spatial axes (S, T, C) split off."""
-    spatial = [a for a in axes if a in "ZYX"]
-    other = [i for i, a in enumerate(axes) if a not in "ZYX"]
-    x = np.transpose(img, other + [axes.index(a) for a in spatial]).astype(np.float64)
-    x = x.reshape((-1,) + x.shape[len(other):])
-    if "Z" not in spatial:
-        x = x[:, None]
-    return list(x)
+    spatial = "".join(a for a in axes if a in "ZYX")  # in the order of axes, as calibrate's voxel sizes
+    x = to_planes(img, axes, spatial)[0].astype(np.float64)
+    return list(x if "Z" in axes else x[:, None])
 
 
 def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, microscope="auto", cls=None,
@@ -119,7 +116,7 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, micr
     if microscope not in _MICROSCOPES:
         raise ValueError(f"microscope must be one of {', '.join(map(repr, _MICROSCOPES))}, got {microscope!r}")
     if cls is None:
-        from ..degradation import DeepTissueDegradation as cls
+        cls = DeepTissueDegradation
     defaults = cls() if defaults is None else defaults
     stacks, norm_axes, n_images = _load_stacks(images, axes)
     vs = spatial_voxel_size(norm_axes, voxel_size)
@@ -140,7 +137,7 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, micr
     if depth_info.get("stats"):
         stats, depths = depth_info.pop("stats"), depth_info.pop("depths")
         for st, z in zip(stats, depths):
-            zz, data, model = contrast_profile(st, z, deg)
+            zz, data, model = contrast_vs_model(st, z, deg)
             depth_info["contrast"].append({"z": zz.tolist(), "data": _finite(data), "model": _finite(model)})
     report = CalibrationReport(degradation=deg, parameters=params, noise=dict(noise), depth=depth_info,
                                inputs={"n_images": n_images, "axes": norm_axes, "voxel_size": list(vs),

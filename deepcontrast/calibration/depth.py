@@ -18,9 +18,9 @@ import logging
 import numpy as np
 from scipy import fft as sfft
 
-from .spectral import axial_factor, model_transfer, fit_spectral  # noqa: F401 (fit_spectral lived here)
+from .spectral import axial_factor, model_transfer
 
-__all__ = ["axial_correlation", "contrast_profile", "fit_attenuation", "fit_spectral", "slice_stats"]
+__all__ = ["axial_correlation", "contrast_vs_model", "fit_attenuation", "slice_stats"]
 
 log = logging.getLogger(__name__)
 
@@ -127,11 +127,16 @@ def axial_correlation(cross, signal, noise):
     return rho
 
 
-def contrast_profile(st, z, deg, n_ref=None):
-    """Noise-corrected structure contrast (std / mean) per slice, and the model's prediction.
+def contrast_vs_model(st, z, deg, n_ref=None):
+    """Noise-corrected structure contrast (std / mean) per slice, and the model's prediction of it.
 
-    The model curve starts from the shallowest slices (as in :func:`fit_spectral`) and applies
-    the increment transfer of ``deg`` (blur, haze, out-of-focus) down to each depth.
+    For the calibration report (measured vs calibrated model); not to be confused with
+    :func:`deepcontrast.metrics.contrast_profile`, the contrast of an image per slice.
+
+    The model curve starts from the shallowest slices (as in
+    :func:`~deepcontrast.calibration.spectral.fit_spectral`) and applies the model's transfer
+    of ``deg`` (blur, haze, out-of-focus, with the axial blur acting through the stack's
+    measured axial correlation) down to each depth.
 
     Returns
     -------

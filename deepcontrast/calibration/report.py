@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._io import to_jsonable
+from ..internals.files import to_jsonable
 
 __all__ = ["CalibrationReport"]
 

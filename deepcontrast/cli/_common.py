@@ -2,8 +2,6 @@
 import os
 from pathlib import Path
 
-from ..internals.tiff import read_tiff, write_tiff  # noqa: F401 (re-exported for the subcommands)
-
 
 def parse_floats(text, name):
     """Parse ``'2,0.5,0.5'`` into a tuple of floats; raise a ValueError naming ``name``."""

@@ -1,5 +1,6 @@
 """``deepcontrast degrade``: apply the forward model to one image file."""
-from ._common import check_output, parse_floats, read_tiff, write_tiff
+from ..internals.tiff import read_tiff, write_tiff
+from ._common import check_output, parse_floats
 
 
 def add_parser(sub):

@@ -2,7 +2,8 @@
 from pathlib import Path
 
 from ..internals.model_folder import check_model_folder
-from ._common import parse_floats, read_tiff
+from ..internals.tiff import read_tiff
+from ._common import parse_floats
 
 
 def add_parser(sub):
@@ -28,7 +29,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..evaluate import _check_targets, evaluate_model, format_table
+    from ..evaluate import check_targets, evaluate_model, format_table
 
     folder = Path(args.model)
     check_model_folder(folder)
@@ -38,7 +39,7 @@ def run(args):
             raise ValueError(f"output folder {out} is one of the inputs; choose another folder")
     if args.n_iter < 1:
         raise ValueError(f"--n-iter must be >= 1, got {args.n_iter}")
-    _check_targets(out, args.n_iter, () if args.no_baselines else ("clahe", "richardson_lucy"), args.overwrite)
+    check_targets(out, args.n_iter, () if args.no_baselines else ("clahe", "richardson_lucy"), args.overwrite)
     img = read_tiff(args.input)
     gt = read_tiff(args.ground_truth) if args.ground_truth else None
     vs = parse_floats(args.voxel_size, "--voxel-size") if args.voxel_size else None

@@ -5,7 +5,8 @@ from pathlib import Path
 
 from . import _blockwise
 from ..internals.model_folder import check_model_folder
-from ._common import check_output, parse_floats, read_tiff, write_tiff
+from ..internals.tiff import read_tiff, write_tiff
+from ._common import check_output, parse_floats
 
 
 def add_parser(sub):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Volume", "open_volume"]
+__all__ = ["Volume", "open_volume", "sample_stride"]
 
 #: voxels read for the checksum that tells whether a volume changed
 CHECKSUM_VOXELS = 2**16
@@ -60,7 +60,7 @@ class Volume:
 
     def signature(self):
         """Shape, dtype, bytes and a checksum of a strided sample: changes when the volume does."""
-        step = _stride(self.shape, CHECKSUM_VOXELS)
+        step = sample_stride(self.shape, CHECKSUM_VOXELS)
         sample = self.read(tuple(slice(None, None, step) for _ in self.shape))
         digest = hashlib.blake2b(np.ascontiguousarray(sample).tobytes(), digest_size=16).hexdigest()
         return {"shape": list(self.shape), "dtype": self.dtype.str, "nbytes": self.nbytes, "checksum": digest}
@@ -146,8 +146,26 @@ def _open_zarr(path):
     return node[multiscales[0]["datasets"][0]["path"]]
 
 
-def _stride(shape, max_voxels):
-    """Smallest common step along every axis with at most ``max_voxels`` voxels in the sample."""
+def sample_stride(shape, max_voxels):
+    """Smallest common step along every axis with at most ``max_voxels`` voxels in the sample.
+
+    Parameters
+    ----------
+    shape : sequence of int
+        Shape of the array sampled with ``slice(None, None, step)`` along every axis.
+    max_voxels : float
+        Largest number of voxels the sample may hold.
+
+    Returns
+    -------
+    int
+        The step (1 when the whole array fits).
+
+    Examples
+    --------
+    >>> sample_stride((100, 100), 2500)
+    2
+    """
     step = 1
     while np.prod([-(-n // step) for n in shape], dtype=float) > max_voxels:
         step += 1

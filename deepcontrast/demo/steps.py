@@ -25,7 +25,7 @@ def load_sample(s, input, axes, voxel_size, surface, depth, seed, out):
         log.info("built-in sample: synthetic tissue %s, %s um voxels, %d-%d um deep", image.shape, voxel_size,
                  0, int(round((image.shape[0] - 1) * voxel_size[0])))
     else:
-        from .._axes import check_image_axes
+        from ..internals.axes import check_image_axes
 
         image = read_tiff(input) if isinstance(input, (str, Path)) else np.asarray(input)
         image, axes = check_image_axes(image, axes, name=f"input {input if isinstance(input, (str, Path)) else 'array'}",

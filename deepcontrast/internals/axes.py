@@ -50,17 +50,28 @@ def spatial_voxel_size(axes, voxel_size):
     return vs
 
 
-def axes_last(img, axes, last):
+def axes_last(img, axes, last, *, first=""):
     """Move the axes ``last`` (those of them in ``axes``, in that order) to the end.
 
-    Returns ``(moved, new_axes)``; the other axes keep their order (``csbdeep.utils.move_image_axes``).
+    The one axis move of the package (on top of ``csbdeep.utils.move_image_axes``). The axes
+    ``first`` (those of them in ``axes``) go to the front; the others keep their order between.
+    With every axis of ``axes`` in ``first + last`` it is a full reorder, e.g. back to the
+    original axes.
+
+    Returns
+    -------
+    (moved, new_axes)
 
     Examples
     --------
     >>> axes_last(np.zeros((2, 3, 4)), 'YXZ', 'YX')[0].shape
     (4, 2, 3)
+    >>> axes_last(np.zeros((2, 3, 4, 5)), 'CYZX', 'YX', first='Z')[1]
+    'ZCYX'
     """
-    order = "".join(a for a in axes if a not in last) + "".join(a for a in last if a in axes)
+    head = "".join(a for a in first if a in axes)
+    tail = "".join(a for a in last if a in axes and a not in head)
+    order = head + "".join(a for a in axes if a not in head + tail) + tail
     return move_image_axes(img, axes, order), order
 
 

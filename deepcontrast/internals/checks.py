@@ -37,14 +37,19 @@ def check_iterate(y, bound, k):
     return y
 
 
-def check_number(v, name):
-    """``float(v)``; a ValueError naming ``name`` for a non-number or NaN/Inf (micrometres)."""
+def check_number(v, name, unit="micrometres", *, allow_inf=False):
+    """``float(v)``; a ValueError naming ``name`` (and ``unit``) for a non-number, NaN or Inf.
+
+    ``allow_inf`` lets ``inf`` through (e.g. a length that disables a term); ``unit=None``
+    leaves the unit out of the message.
+    """
+    what = f" ({unit})" if unit else ""
     try:
         f = float(v)
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number (micrometres), got {v!r}") from None
-    if not math.isfinite(f):
-        raise ValueError(f"{name} must be a finite number (micrometres), got {v!r}")
+        raise ValueError(f"{name} must be a number{what}, got {v!r}") from None
+    if math.isnan(f) or (math.isinf(f) and not allow_inf):
+        raise ValueError(f"{name} must be a finite number{what}, got {v!r}")
     return f
 
 

@@ -4,7 +4,7 @@ import logging
 import numpy as np
 from scipy import fft as sfft
 
-from ..internals.axes import yx_last
+from ..internals.axes import axes_last, check_image_axes
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,9 @@ def contrast_profile(img, axes, metric="rms", *, undefined="raise"):
         raise ValueError(f"unknown contrast metric {metric!r}; use one of {sorted(CONTRAST_METRICS)} or a function")
     if undefined not in ("raise", "nan"):
         raise ValueError(f"undefined must be 'raise' or 'nan', got {undefined!r}")
-    img, axes = yx_last(img, axes)
-    slices = [img] if "Z" not in axes else list(np.moveaxis(img, axes.index("Z"), 0))
+    img, axes = check_image_axes(img, axes)
+    img, axes = axes_last(img, axes, "YX", first="Z")
+    slices = list(img) if "Z" in axes else [img]
     out = np.empty(len(slices), dtype=np.float64)
     for k, sl in enumerate(slices):
         try:

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from ..data.volume import _stride
+from ..data.volume import sample_stride
 
 logger = logging.getLogger(__name__)
 
@@ -127,14 +127,14 @@ def global_normalizer_values(model, volume, axes, normalizer):
         return None, None, False
     batch = [d for d, a in enumerate(axes) if a not in spatial and a != "C"]
     if not per_sample or not batch:
-        step = _stride([n for a, n in zip(axes, volume.shape) if a != "C"], SAMPLE_VOXELS)
+        step = sample_stride([n for a, n in zip(axes, volume.shape) if a != "C"], SAMPLE_VOXELS)
         region = tuple(slice(None) if a == "C" else slice(None, None, step) for a in axes)
         mi, ma = _percentiles(model, normalizer, volume.read(region), axes, net_axes)
         logger.info("normalization from a sample of every %d-th voxel along each axis of %s", step, volume.name)
         return mi, ma, False
     n_samples = int(np.prod([volume.shape[d] for d in batch]))
     plane = [volume.shape[axes.index(a)] for a in spatial]
-    step = _stride(plane, max(PLANE_SAMPLE_VOXELS, SAMPLE_VOXELS // n_samples))
+    step = sample_stride(plane, max(PLANE_SAMPLE_VOXELS, SAMPLE_VOXELS // n_samples))
     per_slab = max(1, SAMPLE_VOXELS // int(np.prod([-(-n // step) for n in plane])) // (n_samples // volume.shape[batch[0]]))
     mis, mas = [], []
     for s0 in range(0, volume.shape[batch[0]], per_slab):

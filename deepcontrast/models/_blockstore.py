@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .._io import to_jsonable
+from ..internals.files import to_jsonable
 
 logger = logging.getLogger(__name__)
 

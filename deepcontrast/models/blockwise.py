@@ -17,7 +17,8 @@ import time
 
 import numpy as np
 
-from .._io import to_jsonable
+from ..internals.axes import axes_last, spatial_voxel_size
+from ..internals.files import to_jsonable
 from ..data.volume import open_volume
 from . import _blockplan as plan
 from ._blockstore import done_blocks, iterate_arrays, open_output, output_axes
@@ -173,8 +174,6 @@ class BlockwiseMixin:
         return plan.BlockGrid(vol.shape, axes, spatial, core, context, block)
 
     def _run_record(self, vol, axes, grid, n_iter, normalizer, resizer, save_all, voxel_size):
-        from .._axes import spatial_voxel_size
-
         cfg = self.config
         out_axes = output_axes(axes, cfg.n_channel_out)
         in_axes = axes if "C" in axes or cfg.n_channel_out == 1 else axes + "C"
@@ -263,10 +262,9 @@ class _Job:
         group = zarr.open_group(self.store, path=self.path, mode="r+", zarr_format=2)
         core = dict(zip(self.grid.axes, self.grid.core_slices(index)))
         sl = tuple(core.get(a, slice(None)) if a != "C" else slice(None) for a in self.out_axes)
-        order = [self.in_axes.index(a) for a in self.out_axes]
         for k, y in iterates.items():
             arr = group["0"] if k == self.n_iter else group[f"iter{k}"]["0"]
-            arr[sl] = np.transpose(y, order)
+            arr[sl] = axes_last(y, self.in_axes, self.out_axes)[0]
         group["blocks_done"][index] = 1
 
 

@@ -1,11 +1,13 @@
-"""Percentile normalizers: per plane (2D networks over stacks) and with percentiles fixed in advance."""
+"""Percentile normalization with the percentiles fixed in advance (blockwise prediction).
+
+The per-plane normalizer, :class:`~deepcontrast.data.SlicePercentileNormalizer`, lives in
+:mod:`deepcontrast.data.normalize` (it needs no TensorFlow).
+"""
 import numpy as np
 from csbdeep.data import PercentileNormalizer
 from csbdeep.utils import axes_check_and_normalize, normalize_mi_ma
 
-from ..data.normalize import SlicePercentileNormalizer  # noqa: F401 (re-exported; lives without TensorFlow)
-
-__all__ = ["SlicePercentileNormalizer", "FixedPercentileNormalizer"]
+__all__ = ["FixedPercentileNormalizer"]
 
 
 class FixedPercentileNormalizer(PercentileNormalizer):

@@ -17,9 +17,9 @@ import numpy as np
 from csbdeep.data import PadAndCropResizer, PercentileNormalizer
 from csbdeep.internals.predict import tile_overlap
 
-from .._axes import check_image_axes
-from ..internals.checks import check_iterate
-from .normalize import SlicePercentileNormalizer
+from ..internals.axes import axes_last, check_image_axes
+from ..internals.checks import check_iterate, check_number
+from ..data.normalize import SlicePercentileNormalizer
 from .physical import normalized_background, physical_step
 from .precision import check_precision, model_precision, resolve_precision, with_precision
 from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled, tile_layout
@@ -267,12 +267,7 @@ class PredictMixin:
         """The background in the normalized space of the network input (None: no floor)."""
         if background is None:
             background = self.background
-        try:
-            background = float(background)
-        except (TypeError, ValueError):
-            raise ValueError(f"background must be a number (intensity of no light), got {background!r}") from None
-        if not np.isfinite(background):
-            raise ValueError(f"background must be finite, got {background}")
+        background = check_number(background, "background", "intensity of no light")
         cfg = self.config
         if cfg.n_channel_in != cfg.n_channel_out:
             return None
@@ -350,13 +345,11 @@ class PredictMixin:
                 raise ValueError(f"image has {nc} channels (axis C) but the model expects {cfg.n_channel_in}")
         elif cfg.n_channel_in != 1:
             raise ValueError(f"the model expects {cfg.n_channel_in} channels; give the image a C axis")
-        batch_axes = [a for a in axes if a not in spatial and a != "C"]
-        order = batch_axes + list(spatial) + (["C"] if "C" in axes else [])
-        x = np.transpose(img, [axes.index(a) for a in order])
-        batch_shape = x.shape[:len(batch_axes)]
+        x, order = axes_last(img, axes, spatial + "C")
+        batch_shape = x.shape[:len(order) - len(spatial) - ("C" in axes)]
         if "C" not in axes:
-            x = x[..., None]
-        x = x.reshape((-1,) + x.shape[len(batch_axes):])
+            x, order = x[..., None], order + "C"
+        x = x.reshape((-1,) + x.shape[len(batch_shape):])
 
         tiles = None
         if n_tiles is not None and not (isinstance(n_tiles, str) and n_tiles == "auto"):
@@ -374,9 +367,7 @@ class PredictMixin:
 
         def undo(y):
             c_out = y.shape[-1]
-            y = y.reshape(batch_shape + y.shape[1:])
-            out_order = order if "C" in axes else order + ["C"]
-            y = np.transpose(y, [out_order.index(a) for a in (axes if "C" in axes else axes + "C")])
+            y = axes_last(y.reshape(batch_shape + y.shape[1:]), order, axes if "C" in axes else axes + "C")[0]
             if "C" not in axes and c_out == 1:
                 y = y[..., 0]
             return np.ascontiguousarray(y, dtype=np.float32)

@@ -1,7 +1,7 @@
 """What the widgets read from a napari image layer: axes, voxel size, the current plane."""
 import numpy as np
 
-from .._axes import check_image_axes
+from ..internals.axes import check_image_axes
 
 __all__ = ["layer_axes", "layer_voxel_size", "layer_array", "current_plane"]
 

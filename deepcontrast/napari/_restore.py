@@ -7,7 +7,7 @@ from napari.qt.threading import create_worker
 from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .. import metrics
-from .._io import write_tiff
+from ..internals.tiff import write_tiff
 from ._layers import connect_while_alive, layer_array, layer_axes
 from ._model import check_model_fits, load_model
 from ._plot import TradeoffPlot

@@ -1,33 +1,27 @@
-"""Evaluate a DeepContrast model on one image: iterations vs raw vs classical baselines.
+"""Measure the iterates of a prediction against the raw image and the classical baselines.
 
 :func:`evaluate_model` runs the model iteratively (and CLAHE / Richardson-Lucy), then
-:func:`evaluate_iterates` - the pure, array-only part - measures everything, and
-:func:`write_report` writes ``metrics.json``, three figures and the images. :func:`format_table`
-prints the short summary. ``deepcontrast evaluate`` is the command-line front end.
+:func:`evaluate_iterates` - the pure, array-only part - measures everything; with an output
+folder the report is written by :func:`~deepcontrast.evaluate.report.write_report`.
 """
-import json
 import logging
-from pathlib import Path
 
 import numpy as np
 
-from . import metrics as M
-from ._axes import check_image_axes, spatial_voxel_size
-from ._io import atomic_write, to_jsonable, write_tiff
-from .version import __version__
+from .. import metrics as M
+from ..internals.axes import axes_last, check_image_axes, spatial_voxel_size
+from ..internals.files import to_jsonable
+from ..version import __version__
+from .report import _BASELINE_LABELS, check_targets, write_report
 
-__all__ = ["evaluate_model", "evaluate_iterates", "compute_baselines", "write_report", "format_table", "REPORT_FILES"]
+__all__ = ["evaluate_model", "evaluate_iterates", "compute_baselines"]
 
 log = logging.getLogger(__name__)
-
-#: fixed files written by :func:`write_report` (plus ``raw.tif``, ``iteration_<k>.tif``, ``<baseline>.tif``)
-REPORT_FILES = ("metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png")
 
 _SUGGESTION_RULE = (
     "largest k such that every iteration 1..k keeps detail_retention >= {r} and raises the contrast "
     "gain by >= {g:.0%} over the previous iteration (whole image; 1 if even iteration 1 fails)"
 )
-_BASELINE_LABELS = {"clahe": "CLAHE", "richardson_lucy": "Richardson-Lucy"}
 
 
 def _deepest_third(axes, shape, surface):
@@ -125,13 +119,8 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     if region is not None:
         regions["deepest_third"] = region[0]
 
-    # move Y, X last so the planar metrics see YX planes
-    order = [a for a in axes if a not in "YX"] + ["Y", "X"]
-    perm = [axes.index(a) for a in order]
-    tr = lambda x: None if x is None else np.transpose(np.asarray(x, np.float32), perm)  # noqa: E731
-
-    def sub(x, key):
-        return None if x is None else tr(x[regions[key]])
+    def sub(x, key):  # the region, with Y, X last so the planar metrics see YX planes
+        return None if x is None else axes_last(np.asarray(x[regions[key]], np.float32), axes, "YX")[0]
 
     kw = dict(normalize=normalize, background=float(background))
     tables = {key: M.iteration_tradeoff(sub(raw, key), [sub(y, key) for y in iterates],
@@ -153,9 +142,9 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     suggested = M.suggest_n_iter(tables["all"], min_retention=min_retention, min_gain_step=min_gain_step)
     nz = raw.shape[axes.index("Z")] if "Z" in axes else 1
     vz = vs[[a for a in axes if a in "ZYX"].index("Z")] if "Z" in axes else 1.0
-    from .degradation import DeepTissueDegradation
+    from ..degradation import slice_depths
 
-    depths = DeepTissueDegradation().slice_depths(nz, depth=depth, voxel_size_z=vz, surface=surface) if "Z" in axes \
+    depths = slice_depths(nz, depth=depth, voxel_size_z=vz, surface=surface) if "Z" in axes \
         else np.array([float(depth)])
     profile = {"metric": metric, "depth_um": depths, "raw": M.contrast_profile(np.maximum(raw, 0), axes, metric, undefined="nan")}
     for k, y in enumerate(iterates, 1):
@@ -192,7 +181,7 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
 
 
 def _resolve_degradation(model, degradation):
-    from .degradation import DeepTissueDegradation
+    from ..degradation import DeepTissueDegradation
 
     if degradation is not None:
         return DeepTissueDegradation.from_dict(degradation) if isinstance(degradation, dict) else degradation
@@ -204,7 +193,7 @@ def _resolve_degradation(model, degradation):
 
 def compute_baselines(img, axes, *, degradation=None, voxel_size=None, depth=0.0, surface="first", rl_iter=10):
     """CLAHE and Richardson-Lucy (forward-model PSF) of ``img``: ``{'clahe': ..., 'richardson_lucy': ...}``."""
-    from .baselines import clahe, richardson_lucy
+    from ..baselines import clahe, richardson_lucy
 
     return {
         "clahe": clahe(img, axes),
@@ -280,7 +269,7 @@ def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=
         if ground_truth.shape != img.shape:
             raise ValueError(f"ground truth has shape {ground_truth.shape} but the image has {img.shape}; they must match")
     if out_dir is not None:
-        _check_targets(out_dir, int(n_iter), ("clahe", "richardson_lucy") if baselines else (), overwrite)
+        check_targets(out_dir, int(n_iter), ("clahe", "richardson_lucy") if baselines else (), overwrite)
     log.info("predicting %d iteration(s)", n_iter)
     iterates = [np.asarray(y) for y in model.predict_iterative(img, axes, int(n_iter), n_tiles=n_tiles)]
     background = float(getattr(model, "background", 0.0) or 0.0)
@@ -295,155 +284,3 @@ def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=
     if out_dir is not None:
         write_report(out_dir, report, img, iterates, axes, baselines=base, overwrite=overwrite)
     return report
-
-
-def _targets(out_dir, n_iter, baseline_names):
-    out = Path(out_dir)
-    tifs = ["raw.tif"] + [f"iteration_{k}.tif" for k in range(1, n_iter + 1)] + [f"{b}.tif" for b in baseline_names]
-    return [out / f for f in REPORT_FILES + tuple(tifs)]
-
-
-def _check_targets(out_dir, n_iter, baseline_names, overwrite):
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"report folder {out} is a file; pass a folder path")
-    existing = [p.name for p in _targets(out, n_iter, baseline_names) if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds report files ({', '.join(existing[:3])}"
-                              f"{', ...' if len(existing) > 3 else ''}); pass overwrite=True (--overwrite) or another folder")
-
-
-def write_report(out_dir, report, raw, iterates, axes, *, baselines=None, overwrite=False):
-    """Write a report folder: ``metrics.json``, the three figures and TIFFs of every image.
-
-    Each file is written atomically (temporary file, then rename). Existing files are refused
-    unless ``overwrite``.
-
-    Parameters
-    ----------
-    out_dir : str or Path
-        Folder (created if needed).
-    report : dict
-        Output of :func:`evaluate_iterates` for these images.
-    raw, iterates, axes, baselines
-        The images the report was computed from.
-    overwrite : bool
-        Replace existing files.
-
-    Returns
-    -------
-    list of Path
-        The files written.
-
-    Raises
-    ------
-    FileExistsError
-        If a target exists and not ``overwrite``.
-    """
-    from .plot import plot_contrast_profile, plot_iterations, plot_tradeoff
-
-    baselines = dict(baselines or {})
-    out = Path(out_dir)
-    _check_targets(out, len(iterates), list(baselines), overwrite)
-    out.mkdir(parents=True, exist_ok=True)
-    written = [atomic_write(out / "metrics.json", lambda t: Path(t).write_text(json.dumps(report, indent=2)))]
-
-    labels = {"raw": raw, **{f"iteration {k}": y for k, y in enumerate(iterates, 1)},
-              **{_BASELINE_LABELS.get(n, n): x for n, x in baselines.items()}}
-    rows = report["iterations"]
-    key = "deepest_third" if "deepest_third" in report["regions"] else "all"
-    z = _display_slice(report)
-    what = "whole image" if key == "all" else "metrics of the deepest third"
-    figs = {
-        "contrast_profile.png": plot_contrast_profile(labels, axes, depths=report["contrast_profile"]["depth_um"],
-                                                      metric=report["contrast_profile"]["metric"]),
-        "iterations.png": plot_iterations(raw, list(labels.values())[1:], axes, labels=list(labels),
-                                          titles=[_panel_title(r[key]) for r in rows]
-                                          + [_panel_title(b[key]) for b in report["baselines"].values()],
-                                          z=z, zoom=True,
-                                          title=f"Raw, iterations and baselines ({'' if z is None else f'Z slice {z}, '}{what})"),
-        "tradeoff.png": plot_tradeoff([{"iteration": r["iteration"], **r["all"]} for r in rows],
-                                      suggested=report["suggested_n_iter"],
-                                      baselines={b["label"]: b["all"] for b in report["baselines"].values()}),
-    }
-    for name, fig in figs.items():
-        written.append(atomic_write(out / name, lambda t, fig=fig: fig.savefig(t, dpi=110, format="png")))
-    a = axes.upper()
-    written.append(write_tiff(out / "raw.tif", np.asarray(raw, np.float32), axes=a))
-    for k, y in enumerate(iterates, 1):
-        written.append(write_tiff(out / f"iteration_{k}.tif", np.asarray(y, np.float32), axes=a))
-    for n, x in baselines.items():
-        written.append(write_tiff(out / f"{n}.tif", np.asarray(x, np.float32), axes=a))
-    log.info("wrote report to %s", out)
-    return written
-
-
-def _display_slice(report):
-    reg = report["regions"].get("deepest_third")
-    return None if reg is None else (reg["z_slices"][0] + reg["z_slices"][1]) // 2
-
-
-def _fmt(v, spec):
-    return "-" if v is None else format(v, spec)
-
-
-def _panel_title(m):
-    t = f"gain {_fmt(m.get('contrast_gain'), '.2f')}, detail {_fmt(m.get('detail_retention'), '.2f')}"
-    t += f"\nmean {_fmt(m.get('mean'), '.3g')}, p99.5 {_fmt(m.get('p99_5'), '.3g')}"
-    if m.get("below_background"):
-        t += " (below bg!)"
-    if "psnr" in m:
-        t += f"\nPSNR {_fmt(m.get('psnr'), '.1f')} dB, SSIM {_fmt(m.get('ssim'), '.2f')}"
-    return t
-
-
-def format_table(report):
-    """The short summary table of a report (contrast, detail, level drift, PSNR/SSIM, suggestion).
-
-    Per image: contrast gain and detail retention (whole image and deepest third), PSNR/SSIM
-    with ground truth, and the mean and 99.5th percentile of the deepest third (whole image
-    for 2D), so a contrast gain that comes from darkening shows; ``<bg`` marks an image with
-    values below the background (negative light).
-
-    Parameters
-    ----------
-    report : dict
-        Output of :func:`evaluate_iterates` / :func:`evaluate_model` (or ``metrics.json`` loaded).
-
-    Returns
-    -------
-    str
-        A plain-text table, one line per iteration and baseline.
-    """
-    rows = [(r["label"], r) for r in report["iterations"]] + [(b["label"], b) for b in report["baselines"].values()]
-    deep = "deepest_third" in report["regions"]
-    truth = "psnr" in report["iterations"][0]["all"]
-    cols = ["gain", "detail"] + (["PSNR", "SSIM"] if truth else [])
-    keys = ["all"] + (["deepest_third"] if deep else [])
-    head = f"{'':<16}" + "".join(f"{c:>9}" for c in cols)
-    if deep:
-        head += " |" + "".join(f"{c:>9}" for c in cols)
-    head += " |" + "".join(f"{c:>9}" for c in ("mean", "p99.5")) + ("   (deepest third)" if deep else "")
-    lines = [head]
-    for label, r in rows:
-        line = f"{label:<16}"
-        for key in keys:
-            m = r[key]
-            vals = [_fmt(m.get("contrast_gain"), "9.2f"), _fmt(m.get("detail_retention"), "9.2f")]
-            if truth:
-                vals += [_fmt(m.get("psnr"), "9.2f"), _fmt(m.get("ssim"), "9.3f")]
-            line += ("" if key == "all" else " |") + "".join(f"{v:>9}" for v in vals)
-        m = r[keys[-1]]
-        line += " |" + "".join(f"{_fmt(m.get(k), '9.4g'):>9}" for k in ("mean", "p99_5"))
-        if r["all"].get("below_background"):
-            line += "  <bg"
-        lines.append(line)
-    if any(r["all"].get("below_background") for _, r in rows):
-        lines.append(f"<bg: values below the background ({report.get('background', 0.0):g}) by more than 0.5% of the "
-                     "raw's range (negative light)")
-    lines.append(f"suggested n_iter: {report['suggested_n_iter']}  (last iteration that still raises contrast and keeps "
-                 "detail; rule in metrics.json)")
-    if truth:
-        best = report["best_iteration_by_psnr"]
-        lines.append("best iteration by PSNR vs ground truth: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in best.items()))
-    return "\n".join(lines)
