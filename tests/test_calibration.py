@@ -430,3 +430,14 @@ def test_attenuation_with_out_of_focus_light_divided_out():
     # ignoring the growing out-of-focus light reads it as slower attenuation
     naive = fit_attenuation([(z, mean)], 150.0)
     assert naive["value"] > 1.5 * 150
+
+
+def test_z_after_y_and_x_is_still_the_depth_axis():
+    """'YXZ' stacks: Z is the depth axis and each voxel size goes with its letter."""
+    from deepcontrast.data import synthetic_tissue
+
+    obs, _ = synthetic_tissue((24, 96, 96), voxel_size=VS, degradation=DeepTissueDegradation(photons=50), rng=0)
+    deg, report = calibrate(obs, "ZYX", voxel_size=VS)
+    moved, moved_report = calibrate(np.moveaxis(obs, 0, -1), "YXZ", voxel_size=VS[1:] + VS[:1])
+    assert moved == deg
+    assert moved_report.inputs["voxel_size"] == [0.5, 0.5, 2.0]

@@ -59,8 +59,7 @@ def _as_list(images):
 
 def _stacks(img, axes):
     """(n_z, ny, nx) float64 stacks of one image: non-spatial axes (S, T, C) split off."""
-    spatial = "".join(a for a in axes if a in "ZYX")  # in the order of axes, as calibrate's voxel sizes
-    x = to_planes(img, axes, spatial)[0].astype(np.float64)
+    x = to_planes(img, axes, "ZYX")[0].astype(np.float64)  # Z (depth), Y, X whatever their order in axes
     return list(x if "Z" in axes else x[:, None])
 
 
@@ -119,7 +118,8 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, micr
         cls = DeepTissueDegradation
     defaults = cls() if defaults is None else defaults
     stacks, norm_axes, n_images = _load_stacks(images, axes)
-    vs = spatial_voxel_size(norm_axes, voxel_size)
+    given = dict(zip([a for a in norm_axes if a in "ZYX"], spatial_voxel_size(norm_axes, voxel_size)))
+    vs = tuple(given[a] for a in "ZYX" if a in given)  # in the stacks' order: Z (depth), Y, X
     noise, params = _noise_parameters(stacks)
     has_z = "Z" in norm_axes
     if has_z and max(len(s) for s in stacks) >= 4:
@@ -140,7 +140,7 @@ def calibrate(images, axes, *, voxel_size=None, surface="first", depth=0.0, micr
             zz, data, model = contrast_vs_model(st, z, deg)
             depth_info["contrast"].append({"z": zz.tolist(), "data": _finite(data), "model": _finite(model)})
     report = CalibrationReport(degradation=deg, parameters=params, noise=dict(noise), depth=depth_info,
-                               inputs={"n_images": n_images, "axes": norm_axes, "voxel_size": list(vs),
+                               inputs={"n_images": n_images, "axes": norm_axes, "voxel_size": list(given.values()),
                                        "surface": surface, "depth": float(depth),
                                        "depth_range": _depth_range(stacks, depth, vs, has_z),
                                        "dtype": str(np.asarray(_as_list(images)[0]).dtype)})
