@@ -122,6 +122,12 @@ def test_flat_stack_falls_back_to_default(clean3d):
     assert deg.photons == pytest.approx(50, rel=0.15)
 
 
+def test_image_thinner_than_a_noise_block_is_a_clear_error():
+    # 6 rows hold no 8x8 block: the noise fit names the problem (before: an unpacking error)
+    with pytest.raises(ValueError, match="too little usable image area"):
+        calibrate(np.random.default_rng(0).random((6, 200)), "YX")
+
+
 def test_constant_image_is_a_clear_error():
     with pytest.raises(ValueError, match="constant"):
         calibrate(np.full((64, 64), 7, np.uint16), "YX")

@@ -96,7 +96,8 @@ def local_mean_variance(plane, block=_BLOCK, return_structure=False):
     res = ndi.correlate(plane, _KERNEL, mode="reflect")
     by, bx = ny // block, nx // block
     if by == 0 or bx == 0:
-        return np.empty(0), np.empty(0), np.empty(0, bool), np.empty(0)
+        empty = (np.empty(0), np.empty(0), np.empty(0, bool), np.empty(0))
+        return empty + (np.empty(0),) if return_structure else empty
     crop = (slice(0, by * block), slice(0, bx * block))
 
     def blocks(a):
