@@ -87,10 +87,7 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     from . import steps
 
     s = demo_settings(quick)
-    if input is not None and axes is None:
-        raise ValueError("axes of the input stack are required, e.g. axes='ZYX' (--axes ZYX)")
-    if isinstance(input, (str, Path)) and not Path(input).is_file():
-        raise FileNotFoundError(f"input {input} does not exist (or is not a file); give the path of a TIFF stack")
+    _check_input(input, axes)
     out = prepare_out_dir(out_dir, overwrite)
     seeds = np.random.default_rng(rng).integers(0, 2**31 - 1, size=4)
     timings, paths = {}, {"out_dir": out}
@@ -125,10 +122,7 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     timings["export"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t_start
 
-    images = ["raw"] + [f"iteration_{k}" for k in range(1, s["n_iter"] + 1)] + list(report.get("baselines", {}))
-    for name in ["metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png"] + [f"{i}.tif" for i in images]:
-        if (out / name).exists():
-            paths[name] = out / name
+    paths.update(_report_files(out, s["n_iter"], report))
     table = steps.summary(report, quality, timings)
     result = dict(report=report, quality=quality, settings=s, timings=timings,
                   history={k: [float(v) for v in vs] for k, vs in (history or {}).items()},
@@ -137,3 +131,21 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     write_json(summary_file, {k: v for k, v in result.items() if k != "report"}, default=str)
     result["paths"]["demo_summary.json"] = str(summary_file)
     return result
+
+
+def _check_input(input, axes):
+    """Refuse an input stack without axes or a path that is not a file."""
+    if input is not None and axes is None:
+        raise ValueError("axes of the input stack are required, e.g. axes='ZYX' (--axes ZYX)")
+    if isinstance(input, (str, Path)) and not Path(input).is_file():
+        raise FileNotFoundError(f"input {input} does not exist (or is not a file); give the path of a TIFF stack")
+
+
+def _report_files(out, n_iter, report):
+    """The evaluation report's files that exist in ``out``, by file name."""
+    images = ["raw"] + [f"iteration_{k}" for k in range(1, n_iter + 1)] + list(report.get("baselines", {}))
+    paths = {}
+    for name in ["metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png"] + [f"{i}.tif" for i in images]:
+        if (out / name).exists():
+            paths[name] = out / name
+    return paths
