@@ -1,6 +1,7 @@
 """The demo pipeline: sample -> training data -> training -> prediction -> evaluation -> export."""
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -93,33 +94,24 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     timings, paths = {}, {"out_dir": out}
     t_start = time.perf_counter()
 
-    def step(i, name):
-        log.info("[%d/5] %s", i, name)
-        return time.perf_counter()
+    with _timed(timings, 1, "sample", "sample" if input is None else f"reading {input}"):
+        sample = steps.load_sample(s, input, axes, voxel_size, surface, depth, seeds[0], out)
+        paths.update(sample.paths)
 
-    t = step(1, "sample" if input is None else f"reading {input}")
-    sample = steps.load_sample(s, input, axes, voxel_size, surface, depth, seeds[0], out)
-    paths.update(sample.paths)
-    timings["sample"] = time.perf_counter() - t
+    with _timed(timings, 2, "training data", "training data (forward model)"):
+        data = steps.make_training_data(s, sample, out / "data", seeds[1])
+        paths.update(data.paths)
 
-    t = step(2, "training data (forward model)")
-    data = steps.make_training_data(s, sample, out / "data", seeds[1])
-    paths.update(data.paths)
-    timings["training data"] = time.perf_counter() - t
+    with _timed(timings, 3, "training", "training"):
+        model, history = steps.train(s, data, out / "models", MODEL_NAME)
+        paths["model"] = Path(model.logdir)
 
-    t = step(3, "training")
-    model, history = steps.train(s, data, out / "models", MODEL_NAME)
-    paths["model"] = Path(model.logdir)
-    timings["training"] = time.perf_counter() - t
+    with _timed(timings, 4, "prediction and evaluation", "iterative prediction and evaluation"):
+        report = steps.evaluate(s, model, sample, out)
+        quality = steps.quality_check(report) if sample.clean is not None else None
 
-    t = step(4, "iterative prediction and evaluation")
-    report = steps.evaluate(s, model, sample, out)
-    quality = steps.quality_check(report) if sample.clean is not None else None
-    timings["prediction and evaluation"] = time.perf_counter() - t
-
-    t = step(5, "export for Fiji")
-    paths["fiji_export"] = steps.export(model, out / "models" / MODEL_NAME / "TF_SavedModel.zip")
-    timings["export"] = time.perf_counter() - t
+    with _timed(timings, 5, "export", "export for Fiji"):
+        paths["fiji_export"] = steps.export(model, out / "models" / MODEL_NAME / "TF_SavedModel.zip")
     timings["total"] = time.perf_counter() - t_start
 
     paths.update(_report_files(out, s["n_iter"], report))
@@ -131,6 +123,15 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     write_json(summary_file, {k: v for k, v in result.items() if k != "report"}, default=str)
     result["paths"]["demo_summary.json"] = str(summary_file)
     return result
+
+
+@contextmanager
+def _timed(timings, i, key, label):
+    """Log step ``i`` of 5 and store its duration (seconds) in ``timings[key]`` when it succeeds."""
+    log.info("[%d/5] %s", i, label)
+    t = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - t
 
 
 def _check_input(input, axes):
