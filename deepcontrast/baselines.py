@@ -170,8 +170,6 @@ def richardson_lucy(img, axes, psf=None, n_iter=10, *, degradation=None, depth=0
     if int(n_iter) != n_iter or n_iter < 1:
         raise ValueError(f"n_iter must be an integer >= 1, got {n_iter!r}")
     vs = spatial_voxel_size(axes, voxel_size)
-    spatial = [a for a in axes if a in "ZYX"]
-    vyx = (vs[spatial.index("Y")], vs[spatial.index("X")])
     x = img.astype(np.float64)
     lo = float(x.min())
     x = x - lo
@@ -181,30 +179,44 @@ def richardson_lucy(img, axes, psf=None, n_iter=10, *, degradation=None, depth=0
     x = x / scale
 
     if psf is not None:
-        psf = np.asarray(psf, dtype=np.float64)
-        if psf.ndim not in (2, 3) or (psf.ndim == 3 and "Z" not in axes) or psf.sum() <= 0 or np.any(psf < 0):
-            raise ValueError(f"psf must be a non-negative 2D (YX) array, or 3D (ZYX) for stacks, with positive sum; "
-                             f"got shape {psf.shape}")
-        psf = psf / psf.sum()
-        keep = "ZYX" if psf.ndim == 3 else "YX"
-        stack, restore = to_planes(x, axes, keep)
-        out = np.stack([_rl_padded(p, psf, n_iter) for p in stack])
+        out, restore = _rl_explicit_psf(x, axes, psf, n_iter)
     else:
-        if degradation is None:
-            degradation = DeepTissueDegradation()
-        elif isinstance(degradation, dict):
-            degradation = DeepTissueDegradation.from_dict(degradation)
-        if "Z" in axes:
-            nz = img.shape[axes.index("Z")]
-            z_of = slice_depths(nz, depth=depth, voxel_size_z=vs[spatial.index("Z")], surface=surface)
-        else:
-            z_of = np.array([float(depth)])
-        keep = "ZYX" if "Z" in axes else "YX"
-        stack, restore = to_planes(x, axes, keep)
-        stack = stack.reshape((stack.shape[0], -1) + stack.shape[-2:])  # (n, nz, ny, nx)
-        psfs = [_forward_psf(degradation, z, vyx, include_haze) for z in z_of]
-        out = np.empty_like(stack)
-        for i in range(stack.shape[0]):
-            for k in range(stack.shape[1]):
-                out[i, k] = _rl_padded(stack[i, k], psfs[k], n_iter)
+        out, restore = _rl_forward_psf(x, axes, n_iter, degradation, depth, vs, surface, include_haze)
     return (lo + scale * restore(out)).astype(np.float32)
+
+
+def _rl_explicit_psf(x, axes, psf, n_iter):
+    """RL of every YX plane (or ZYX volume) of ``x`` with a user's PSF; returns planes and their inverse move."""
+    psf = np.asarray(psf, dtype=np.float64)
+    if psf.ndim not in (2, 3) or (psf.ndim == 3 and "Z" not in axes) or psf.sum() <= 0 or np.any(psf < 0):
+        raise ValueError(f"psf must be a non-negative 2D (YX) array, or 3D (ZYX) for stacks, with positive sum; "
+                         f"got shape {psf.shape}")
+    psf = psf / psf.sum()
+    keep = "ZYX" if psf.ndim == 3 else "YX"
+    stack, restore = to_planes(x, axes, keep)
+    out = np.stack([_rl_padded(p, psf, n_iter) for p in stack])
+    return out, restore
+
+
+def _rl_forward_psf(x, axes, n_iter, degradation, depth, vs, surface, include_haze):
+    """RL of every YX plane of ``x`` with the forward model's PSF at the plane's depth; planes and inverse move."""
+    spatial = [a for a in axes if a in "ZYX"]
+    vyx = (vs[spatial.index("Y")], vs[spatial.index("X")])
+    if degradation is None:
+        degradation = DeepTissueDegradation()
+    elif isinstance(degradation, dict):
+        degradation = DeepTissueDegradation.from_dict(degradation)
+    if "Z" in axes:
+        nz = x.shape[axes.index("Z")]
+        z_of = slice_depths(nz, depth=depth, voxel_size_z=vs[spatial.index("Z")], surface=surface)
+    else:
+        z_of = np.array([float(depth)])
+    keep = "ZYX" if "Z" in axes else "YX"
+    stack, restore = to_planes(x, axes, keep)
+    stack = stack.reshape((stack.shape[0], -1) + stack.shape[-2:])  # (n, nz, ny, nx)
+    psfs = [_forward_psf(degradation, z, vyx, include_haze) for z in z_of]
+    out = np.empty_like(stack)
+    for i in range(stack.shape[0]):
+        for k in range(stack.shape[1]):
+            out[i, k] = _rl_padded(stack[i, k], psfs[k], n_iter)
+    return out, restore

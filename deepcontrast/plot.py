@@ -185,18 +185,23 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
         ax.set_xticks([])
         ax.set_yticks([])
         if zoom is not None:
-            y0, y1, x0, x1 = (int(v) for v in zoom)
-            ins = ax.inset_axes([0.6, 0.6, 0.38, 0.38])
-            ins.imshow(p[y0:y1, x0:x1], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
-            ins.set_xticks([])
-            ins.set_yticks([])
-            for s in ins.spines.values():
-                s.set_edgecolor("w")
-            ax.add_patch(_rect(x0, y0, x1 - x0, y1 - y0))
+            _zoom_inset(ax, p, zoom, cmap=cmap, vmin=vmin, vmax=vmax)
     fig.colorbar(im, ax=panels, shrink=0.8, label="intensity (same range in all panels)")
     sl = "" if "Z" not in axes.upper() else f" (Z slice {'last' if z is None else z})"
     fig.suptitle(title or ("Raw and iterates" + sl))
     return fig
+
+
+def _zoom_inset(ax, p, zoom, **imshow):
+    """Show the ``zoom`` box (y0, y1, x0, x1) of plane ``p`` enlarged in the top right of ``ax``, outlined in ``p``."""
+    y0, y1, x0, x1 = (int(v) for v in zoom)
+    ins = ax.inset_axes([0.6, 0.6, 0.38, 0.38])
+    ins.imshow(p[y0:y1, x0:x1], interpolation="nearest", **imshow)
+    ins.set_xticks([])
+    ins.set_yticks([])
+    for s in ins.spines.values():
+        s.set_edgecolor("w")
+    ax.add_patch(_rect(x0, y0, x1 - x0, y1 - y0))
 
 
 def _stats_title(img, raw, region, background):

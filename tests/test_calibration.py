@@ -41,14 +41,15 @@ def test_recovers_photons_and_attenuation(clean3d, photons, attenuation_length, 
                                  read_noise=read_noise)
     stack = true.render(clean3d, "ZYX", voxel_size=VS, rng=1)
     deg, report = DeepTissueDegradation.calibrate(stack, "ZYX", voxel_size=VS)
-    # measured errors over these four cases: photons <= 8%, attenuation length <= 5.1%, read noise
-    # 0.0051 absolute without read noise, 16% of 0.02, 2.5% of 0.05
+    # measured errors of these four cases at this seed (rng=1) / the largest over seeds 1-6:
+    # photons 7.9% / 10%, attenuation length 5.1% / 8.9%, offset 0.21 / 0.21 x the dark pixels' noise
+    # std, read noise 0.0051 / 0.0056 absolute without read noise, 0.0033 / 0.0033 (16.5%) of 0.02,
+    # 0.0013 / 0.0064 (13%) of 0.05
     assert deg.photons == pytest.approx(photons, rel=0.1)
     assert deg.attenuation_length == pytest.approx(attenuation_length, rel=0.08)
-    # offset within 3 noise std of the dark pixels
     dark_std = np.sqrt(read_noise**2 + 0.01 / photons)
-    assert abs(deg.background - background) < 3 * dark_std
-    assert abs(deg.read_noise - read_noise) < max(0.0075, 0.25 * read_noise)
+    assert abs(deg.background - background) < 0.4 * dark_std
+    assert abs(deg.read_noise - read_noise) < (0.0075 if read_noise == 0 else 0.25 * read_noise)
     assert report.parameters["photons"]["estimated"] and report.parameters["attenuation_length"]["estimated"]
     assert report.mode == "point-scanning"
 
@@ -92,7 +93,8 @@ def test_calibrated_noise_matches_the_data():
 
 
 def test_blur_rate_tracks_truth(clean3d):
-    # measured: 0.0 for 0.0 and 0.05 for 0.06 (the fit's grid step is 0.01), intervals holding the truth
+    # measured on seeds 6-11: 0.0 for 0.0 and 0.05 for 0.06 every time (one step of the fit's 0.01 grid
+    # low); the interval holds 0.06 at this seed (rng=6) and at 8 and 10, not at 7 and 9 ([0.05, 0.05])
     for blur in (0.0, 0.06):
         stack = DeepTissueDegradation(photons=100, blur_rate=blur).render(clean3d, "ZYX", voxel_size=VS, rng=6)
         deg, report = calibrate(stack, "ZYX", voxel_size=VS)
@@ -120,6 +122,12 @@ def test_flat_stack_falls_back_to_default(clean3d):
     assert deg.attenuation_length == 150.0
     assert "attenuation_length" in report.defaulted
     assert deg.photons == pytest.approx(50, rel=0.15)
+
+
+def test_image_thinner_than_a_noise_block_is_a_clear_error():
+    # 6 rows hold no 8x8 block: the noise fit names the problem (before: an unpacking error)
+    with pytest.raises(ValueError, match="too little usable image area"):
+        calibrate(np.random.default_rng(0).random((6, 200)), "YX")
 
 
 def test_constant_image_is_a_clear_error():

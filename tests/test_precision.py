@@ -9,13 +9,12 @@ bfloat16).
 """
 import logging
 
+import h5py
 import numpy as np
 import pytest
 
-pytest.importorskip("tensorflow")
-
-from deepcontrast.models import Config, DeepContrast  # noqa: E402
-from deepcontrast.models import precision as P  # noqa: E402
+from deepcontrast.models import Config, DeepContrast
+from deepcontrast.models import precision as P
 
 HEAD = ("Conv2D", "Add", "Activation")
 
@@ -136,7 +135,6 @@ def test_float16_trains_with_loss_scaling():
 
 
 def test_bf16_training_saves_float32_weights_that_reload(tmp_path):
-    h5py = pytest.importorskip("h5py")
     model = tiny("bfloat16", tmp_path=tmp_path)
     X, Y = pairs()
     history = model.train(X, Y, (X[:2], Y[:2]))

@@ -96,7 +96,8 @@ def local_mean_variance(plane, block=_BLOCK, return_structure=False):
     res = ndi.correlate(plane, _KERNEL, mode="reflect")
     by, bx = ny // block, nx // block
     if by == 0 or bx == 0:
-        return np.empty(0), np.empty(0), np.empty(0, bool), np.empty(0)
+        empty = (np.empty(0), np.empty(0), np.empty(0, bool), np.empty(0))
+        return empty + (np.empty(0),) if return_structure else empty
     crop = (slice(0, by * block), slice(0, bx * block))
 
     def blocks(a):
@@ -155,49 +156,12 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
     ValueError
         If the planes are too small (< 8x8) or constant.
     """
-    ms, vs, ts, ss = [], [], [], []
-    floors = []
-    for p in planes:
-        floors.append(np.asarray(p)[::4, ::4])
-        m, v, ok, t, st = local_mean_variance(p, return_structure=True)
-        ss.append(st[ok])
-        ms.append(m[ok])
-        vs.append(v[ok])
-        ts.append(t[ok])
-    means = np.concatenate(ms) if ms else np.empty(0)
-    var = np.concatenate(vs) if vs else np.empty(0)
-    third = np.concatenate(ts) if ts else np.empty(0)
-    struct = np.concatenate(ss) if ss else np.empty(0)
-    if len(means) < 2 * min_blocks:
-        raise ValueError(
-            f"too little usable image area to estimate noise ({len(means)} unclipped {_BLOCK}x{_BLOCK} blocks); "
-            "give larger or more images, or pass an explicit degradation, e.g. DeepTissueDegradation(photons=50)"
-        )
-    span = float(np.ptp(means))
-    if span == 0 and np.all(var == 0):
-        raise ValueError(
-            f"the images are constant (all values {means[0]:g}); there is no noise or structure to calibrate from. "
-            "Check the input files, or pass an explicit degradation, e.g. DeepTissueDegradation(photons=50)"
-        )
+    means, var, third, struct, pixel_floor = _block_statistics(planes)
+    _check_usable(means, var, min_blocks)
     offset = dark = float(np.percentile(means, 0.5))
-    pixel_floor = float(min(np.percentile(np.ravel(p), 0.1) for p in floors)) if floors else dark
-    # bins evenly spaced in sqrt(mean) (dense where most blocks are, still reaching the bright end)
-    u = np.sqrt(means - means.min())
-    edges = np.linspace(0, u.max() * (1 + 1e-9) + 1e-300, int(max(2, n_bins)) + 1)
-    idx = np.clip(np.searchsorted(edges, u, side="right") - 1, 0, len(edges) - 2)
-    bm, bv, bn, bt = [], [], [], []
-    for b in range(len(edges) - 1):
-        sel = idx == b
-        if sel.sum() < min_blocks:
-            continue
-        # the least structured half of the blocks, chosen on the smoothed image (not on their
-        # noise), so the plain mean of their variances is unbiased whatever the noise distribution
-        low = sel & (struct <= np.quantile(struct[sel], _STRUCT_Q))
-        bm.append(float(np.mean(means[low])))
-        bv.append(float(np.mean(var[low])))
-        bt.append(float(np.mean(third[sel])))  # all blocks: selecting low variance would bias it low
-        bn.append(int(sel.sum()))
-    bm, bv, bn, bt = np.array(bm), np.array(bv), np.array(bn), np.array(bt)
+    if pixel_floor is None:
+        pixel_floor = dark
+    bm, bv, bn, bt = _binned_points(means, var, third, struct, n_bins, min_blocks)
     out = NoiseFit(offset=offset, bins={"mean": bm.tolist(), "var": bv.tolist()}, n_blocks=int(len(means)))
     typical = float(np.sqrt(max(np.median(var), 0.0)))
     if typical == 0 or typical < 1e-6 * max(abs(float(np.max(means))), 1e-30):
@@ -214,22 +178,92 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
         return out
     photons = 1.0 / slope
     lo_b, hi_b = min(max(pixel_floor, -intercept / slope), dark), dark  # both are lower bounds: take the tighter
+    offset, offset_se = _offset_from_skew(bm, bt, bn, photons, lo_b, hi_b)
+    out.update(offset=offset, offset_se=offset_se, dark_level=dark, offset_bounds=[float(lo_b), float(hi_b)],
+               offset_method="third cumulant of the noise (Poisson skew) at the dimmest intensities")
+    photons_se = float(np.sqrt(cov[0, 0]) / slope**2)
+    read, read_se = _read_noise(slope, intercept, cov, offset)
+    out.update(photons=float(photons), photons_se=photons_se, read_noise=read, read_noise_se=read_se,
+               slope=float(slope), intercept=float(intercept), status="estimated")
+    return out
+
+
+def _block_statistics(planes):
+    """Steps 1-2: unclipped blocks' means, variances, third cumulants and structure scores of all planes.
+
+    Also returns the 0.1th percentile of the pixels (every 4th along Y and X; None without planes).
+    """
+    ms, vs, ts, ss = [], [], [], []
+    floors = []
+    for p in planes:
+        floors.append(np.asarray(p)[::4, ::4])
+        m, v, ok, t, st = local_mean_variance(p, return_structure=True)
+        ss.append(st[ok])
+        ms.append(m[ok])
+        vs.append(v[ok])
+        ts.append(t[ok])
+    means = np.concatenate(ms) if ms else np.empty(0)
+    var = np.concatenate(vs) if vs else np.empty(0)
+    third = np.concatenate(ts) if ts else np.empty(0)
+    struct = np.concatenate(ss) if ss else np.empty(0)
+    pixel_floor = float(min(np.percentile(np.ravel(p), 0.1) for p in floors)) if floors else None
+    return means, var, third, struct, pixel_floor
+
+
+def _check_usable(means, var, min_blocks):
+    """Refuse too few blocks and constant images, naming the fix."""
+    if len(means) < 2 * min_blocks:
+        raise ValueError(
+            f"too little usable image area to estimate noise ({len(means)} unclipped {_BLOCK}x{_BLOCK} blocks); "
+            "give larger or more images, or pass an explicit degradation, e.g. DeepTissueDegradation(photons=50)"
+        )
+    span = float(np.ptp(means))
+    if span == 0 and np.all(var == 0):
+        raise ValueError(
+            f"the images are constant (all values {means[0]:g}); there is no noise or structure to calibrate from. "
+            "Check the input files, or pass an explicit degradation, e.g. DeepTissueDegradation(photons=50)"
+        )
+
+
+def _binned_points(means, var, third, struct, n_bins, min_blocks):
+    """Step 3: one (mean, variance, count, third cumulant) point per intensity bin, as arrays."""
+    # bins evenly spaced in sqrt(mean) (dense where most blocks are, still reaching the bright end)
+    u = np.sqrt(means - means.min())
+    edges = np.linspace(0, u.max() * (1 + 1e-9) + 1e-300, int(max(2, n_bins)) + 1)
+    idx = np.clip(np.searchsorted(edges, u, side="right") - 1, 0, len(edges) - 2)
+    bm, bv, bn, bt = [], [], [], []
+    for b in range(len(edges) - 1):
+        sel = idx == b
+        if sel.sum() < min_blocks:
+            continue
+        # the least structured half of the blocks, chosen on the smoothed image (not on their
+        # noise), so the plain mean of their variances is unbiased whatever the noise distribution
+        low = sel & (struct <= np.quantile(struct[sel], _STRUCT_Q))
+        bm.append(float(np.mean(means[low])))
+        bv.append(float(np.mean(var[low])))
+        bt.append(float(np.mean(third[sel])))  # all blocks: selecting low variance would bias it low
+        bn.append(int(sel.sum()))
+    return np.array(bm), np.array(bv), np.array(bn), np.array(bt)
+
+
+def _offset_from_skew(bm, bt, bn, photons, lo_b, hi_b):
+    """Step 5: the offset (and its standard error) from the noise's third cumulant, within [lo_b, hi_b]."""
     # Poisson's third cumulant is signal / photons**2, Gaussian read noise has none: each
     # bin's mean minus photons**2 * third cumulant estimates the offset; use the dimmest third
     dim = np.argsort(bm)[: max(1, len(bm) // 3)]
     est = bm[dim] - photons**2 * bt[dim]
     offset = float(np.clip(_weighted_median(est, bn[dim]), lo_b, hi_b))
     offset_se = float(1.4826 * np.median(np.abs(est - np.median(est))) / np.sqrt(len(est)))
-    out.update(offset=offset, offset_se=offset_se, dark_level=dark, offset_bounds=[float(lo_b), float(hi_b)],
-               offset_method="third cumulant of the noise (Poisson skew) at the dimmest intensities")
-    photons_se = float(np.sqrt(cov[0, 0]) / slope**2)
+    return offset, offset_se
+
+
+def _read_noise(slope, intercept, cov, offset):
+    """Step 5, end: read noise ``sqrt(intercept + slope * offset)`` and its standard error."""
     r2 = intercept + slope * offset
     r2_se = float(np.sqrt(max(cov[1, 1] + offset**2 * cov[0, 0] + 2 * offset * cov[0, 1], 0.0)))
     read = float(np.sqrt(max(r2, 0.0)))
     read_se = float(np.sqrt(r2 + r2_se) - read) if r2 > 0 else float(np.sqrt(r2_se))
-    out.update(photons=float(photons), photons_se=photons_se, read_noise=read, read_noise_se=read_se,
-               slope=float(slope), intercept=float(intercept), status="estimated")
-    return out
+    return read, read_se
 
 
 def _weighted_median(x, w):

@@ -1,6 +1,7 @@
 """The demo pipeline: sample -> training data -> training -> prediction -> evaluation -> export."""
 import logging
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -89,48 +90,33 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     from . import steps
 
     s = demo_settings(quick)
-    if input is not None and axes is None:
-        raise ValueError("axes of the input stack are required, e.g. axes='ZYX' (--axes ZYX)")
-    if isinstance(input, (str, Path)) and not Path(input).is_file():
-        raise FileNotFoundError(f"input {input} does not exist (or is not a file); give the path of a TIFF stack")
+    _check_input(input, axes)
     out = prepare_out_dir(out_dir, overwrite)
     seeds = np.random.default_rng(rng).integers(0, 2**31 - 1, size=4)
     timings, paths = {}, {"out_dir": out}
     t_start = time.perf_counter()
 
-    def step(i, name):
-        log.info("[%d/5] %s", i, name)
-        return time.perf_counter()
+    with _timed(timings, 1, "sample", "sample" if input is None else f"reading {input}"):
+        sample = steps.load_sample(s, input, axes, voxel_size, surface, depth, seeds[0], out)
+        paths.update(sample.paths)
 
-    t = step(1, "sample" if input is None else f"reading {input}")
-    sample = steps.load_sample(s, input, axes, voxel_size, surface, depth, seeds[0], out)
-    paths.update(sample.paths)
-    timings["sample"] = time.perf_counter() - t
+    with _timed(timings, 2, "training data", "training data (forward model)"):
+        data = steps.make_training_data(s, sample, out / "data", seeds[1])
+        paths.update(data.paths)
 
-    t = step(2, "training data (forward model)")
-    data = steps.make_training_data(s, sample, out / "data", seeds[1])
-    paths.update(data.paths)
-    timings["training data"] = time.perf_counter() - t
+    with _timed(timings, 3, "training", "training"):
+        model, history = steps.train(s, data, out / "models", MODEL_NAME)
+        paths["model"] = Path(model.logdir)
 
-    t = step(3, "training")
-    model, history = steps.train(s, data, out / "models", MODEL_NAME)
-    paths["model"] = Path(model.logdir)
-    timings["training"] = time.perf_counter() - t
+    with _timed(timings, 4, "prediction and evaluation", "iterative prediction and evaluation"):
+        report = steps.evaluate(s, model, sample, out)
+        quality = steps.quality_check(report) if sample.clean is not None else None
 
-    t = step(4, "iterative prediction and evaluation")
-    report = steps.evaluate(s, model, sample, out)
-    quality = steps.quality_check(report) if sample.clean is not None else None
-    timings["prediction and evaluation"] = time.perf_counter() - t
-
-    t = step(5, "export for Fiji")
-    paths["fiji_export"] = steps.export(model, out / "models" / MODEL_NAME / "TF_SavedModel.zip")
-    timings["export"] = time.perf_counter() - t
+    with _timed(timings, 5, "export", "export for Fiji"):
+        paths["fiji_export"] = steps.export(model, out / "models" / MODEL_NAME / "TF_SavedModel.zip")
     timings["total"] = time.perf_counter() - t_start
 
-    images = ["raw"] + [f"iteration_{k}" for k in range(1, s["n_iter"] + 1)] + list(report.get("baselines", {}))
-    for name in ["metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png"] + [f"{i}.tif" for i in images]:
-        if (out / name).exists():
-            paths[name] = out / name
+    paths.update(_report_files(out, s["n_iter"], report))
     table = steps.summary(report, quality, timings)
     result = dict(report=report, quality=quality, settings=s, timings=timings,
                   history={k: [float(v) for v in vs] for k, vs in (history or {}).items()},
@@ -139,3 +125,30 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     write_json(summary_file, {k: v for k, v in result.items() if k not in ("report", "history")}, default=str)
     result["paths"]["demo_summary.json"] = str(summary_file)
     return result
+
+
+@contextmanager
+def _timed(timings, i, key, label):
+    """Log step ``i`` of 5 and store its duration (seconds) in ``timings[key]`` when it succeeds."""
+    log.info("[%d/5] %s", i, label)
+    t = time.perf_counter()
+    yield
+    timings[key] = time.perf_counter() - t
+
+
+def _check_input(input, axes):
+    """Refuse an input stack without axes or a path that is not a file."""
+    if input is not None and axes is None:
+        raise ValueError("axes of the input stack are required, e.g. axes='ZYX' (--axes ZYX)")
+    if isinstance(input, (str, Path)) and not Path(input).is_file():
+        raise FileNotFoundError(f"input {input} does not exist (or is not a file); give the path of a TIFF stack")
+
+
+def _report_files(out, n_iter, report):
+    """The evaluation report's files that exist in ``out``, by file name."""
+    images = ["raw"] + [f"iteration_{k}" for k in range(1, n_iter + 1)] + list(report.get("baselines", {}))
+    paths = {}
+    for name in ["metrics.json", "contrast_profile.png", "iterations.png", "tradeoff.png"] + [f"{i}.tif" for i in images]:
+        if (out / name).exists():
+            paths[name] = out / name
+    return paths

@@ -9,6 +9,7 @@ import logging
 import numpy as np
 
 from .. import metrics as M
+from ..degradation import slice_depths
 from ..internals.axes import axes_last, check_image_axes, spatial_voxel_size
 from ..internals.files import to_jsonable
 from ..version import __version__
@@ -101,56 +102,19 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     >>> rep['suggested_n_iter']
     1
     """
-    raw, axes = check_image_axes(raw, axes, name="raw image")
-    iterates = [np.asarray(x) for x in iterates]
-    if not iterates:
-        raise ValueError("iterates is empty; pass at least the first iteration of the prediction")
-    baselines = dict(baselines or {})
-    for name, x in [(f"iteration {k}", y) for k, y in enumerate(iterates, 1)] + list(baselines.items()):
-        if np.shape(x) != raw.shape:
-            raise ValueError(f"{name} has shape {np.shape(x)} but the raw image has shape {raw.shape}; they must match")
-    if ground_truth is not None:
-        ground_truth, _ = check_image_axes(ground_truth, axes, name="ground truth")
-        if ground_truth.shape != raw.shape:
-            raise ValueError(f"ground truth has shape {ground_truth.shape} but the raw image has {raw.shape}; they must match")
+    raw, iterates, baselines, ground_truth, axes = _checked_images(raw, iterates, baselines, ground_truth, axes)
     vs = spatial_voxel_size(axes, voxel_size)
     region = _deepest_third(axes, raw.shape, surface)
     regions = {"all": (Ellipsis,)}
     if region is not None:
         regions["deepest_third"] = region[0]
-
-    def sub(x, key):  # the region, with Y, X last so the planar metrics see YX planes
-        return None if x is None else axes_last(np.asarray(x[regions[key]], np.float32), axes, "YX")[0]
-
+    sub = _region_planes(axes, regions)
     kw = dict(normalize=normalize, background=float(background))
-    tables = {key: M.iteration_tradeoff(sub(raw, key), [sub(y, key) for y in iterates],
-                                        ground_truth=sub(ground_truth, key), **kw) for key in regions}
-    below = [k for k in range(1, len(iterates) + 1) if tables["all"][k]["below_background"]]
-    if below:
-        log.warning("iteration(s) %s go below the background (%g) by more than 0.5%% of the raw's range: "
-                    "negative light; predict with physical=True (the default) keeps iterates physical",
-                    ", ".join(map(str, below)), background)
-    rows = [{"iteration": k, "label": "raw" if k == 0 else f"iteration {k}",
-             **{key: {m: v for m, v in tables[key][k].items() if m != "iteration"} for key in regions}}
-            for k in range(len(iterates) + 1)]
-    base_rows = {}
-    for name, x in baselines.items():
-        base_rows[name] = {"label": _BASELINE_LABELS.get(name, name)}
-        for key in regions:
-            base_rows[name][key] = M.image_metrics(sub(x, key), sub(raw, key), ground_truth=sub(ground_truth, key), **kw)
-
+    tables, rows = _iteration_rows(raw, iterates, ground_truth, regions, sub, kw)
+    base_rows = _baseline_rows(raw, baselines, ground_truth, regions, sub, kw)
     suggested = M.suggest_n_iter(tables["all"], min_retention=min_retention, min_gain_step=min_gain_step)
-    nz = raw.shape[axes.index("Z")] if "Z" in axes else 1
-    vz = vs[[a for a in axes if a in "ZYX"].index("Z")] if "Z" in axes else 1.0
-    from ..degradation import slice_depths
-
-    depths = slice_depths(nz, depth=depth, voxel_size_z=vz, surface=surface) if "Z" in axes \
-        else np.array([float(depth)])
-    profile = {"metric": metric, "depth_um": depths, "raw": M.contrast_profile(np.maximum(raw, 0), axes, metric, undefined="nan")}
-    for k, y in enumerate(iterates, 1):
-        profile[f"iteration_{k}"] = M.contrast_profile(np.maximum(y, 0), axes, metric, undefined="nan")
-    for name, x in baselines.items():
-        profile[name] = M.contrast_profile(np.maximum(x, 0), axes, metric, undefined="nan")
+    depths = _slice_depths(raw.shape, axes, vs, depth, surface)
+    profile = _contrast_profiles(raw, iterates, baselines, axes, metric, depths)
 
     report = {
         "deepcontrast_version": __version__,
@@ -178,6 +142,75 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
             key: int(max(range(1, len(rows)), key=lambda k: -np.inf if tables[key][k]["psnr"] is None else tables[key][k]["psnr"]))
             for key in regions}
     return to_jsonable(report)
+
+
+def _checked_images(raw, iterates, baselines, ground_truth, axes):
+    """The images of :func:`evaluate_iterates` as arrays, checked against the raw's shape and the axes."""
+    raw, axes = check_image_axes(raw, axes, name="raw image")
+    iterates = [np.asarray(x) for x in iterates]
+    if not iterates:
+        raise ValueError("iterates is empty; pass at least the first iteration of the prediction")
+    baselines = dict(baselines or {})
+    for name, x in [(f"iteration {k}", y) for k, y in enumerate(iterates, 1)] + list(baselines.items()):
+        if np.shape(x) != raw.shape:
+            raise ValueError(f"{name} has shape {np.shape(x)} but the raw image has shape {raw.shape}; they must match")
+    if ground_truth is not None:
+        ground_truth, _ = check_image_axes(ground_truth, axes, name="ground truth")
+        if ground_truth.shape != raw.shape:
+            raise ValueError(f"ground truth has shape {ground_truth.shape} but the raw image has {raw.shape}; they must match")
+    return raw, iterates, baselines, ground_truth, axes
+
+
+def _region_planes(axes, regions):
+    """``sub(x, key)``: region ``key`` of image ``x`` as float32 with Y, X last (None for None)."""
+
+    def sub(x, key):  # Y, X last so the planar metrics see YX planes
+        return None if x is None else axes_last(np.asarray(x[regions[key]], np.float32), axes, "YX")[0]
+
+    return sub
+
+
+def _iteration_rows(raw, iterates, ground_truth, regions, sub, kw):
+    """Trade-off tables per region and the report's rows (row 0 = raw); warns about negative light."""
+    tables = {key: M.iteration_tradeoff(sub(raw, key), [sub(y, key) for y in iterates],
+                                        ground_truth=sub(ground_truth, key), **kw) for key in regions}
+    below = [k for k in range(1, len(iterates) + 1) if tables["all"][k]["below_background"]]
+    if below:
+        log.warning("iteration(s) %s go below the background (%g) by more than 0.5%% of the raw's range: "
+                    "negative light; predict with physical=True (the default) keeps iterates physical",
+                    ", ".join(map(str, below)), kw["background"])
+    rows = [{"iteration": k, "label": "raw" if k == 0 else f"iteration {k}",
+             **{key: {m: v for m, v in tables[key][k].items() if m != "iteration"} for key in regions}}
+            for k in range(len(iterates) + 1)]
+    return tables, rows
+
+
+def _baseline_rows(raw, baselines, ground_truth, regions, sub, kw):
+    """The report's metrics of each baseline per region, with its display label."""
+    base_rows = {}
+    for name, x in baselines.items():
+        base_rows[name] = {"label": _BASELINE_LABELS.get(name, name)}
+        for key in regions:
+            base_rows[name][key] = M.image_metrics(sub(x, key), sub(raw, key), ground_truth=sub(ground_truth, key), **kw)
+    return base_rows
+
+
+def _slice_depths(shape, axes, vs, depth, surface):
+    """Depth (um) of each Z slice (one value for an image without Z)."""
+    if "Z" not in axes:
+        return np.array([float(depth)])
+    vz = vs[[a for a in axes if a in "ZYX"].index("Z")]
+    return slice_depths(shape[axes.index("Z")], depth=depth, voxel_size_z=vz, surface=surface)
+
+
+def _contrast_profiles(raw, iterates, baselines, axes, metric, depths):
+    """Per-slice contrast of the raw, every iterate and every baseline (negative values clipped to 0)."""
+    profile = {"metric": metric, "depth_um": depths, "raw": M.contrast_profile(np.maximum(raw, 0), axes, metric, undefined="nan")}
+    for k, y in enumerate(iterates, 1):
+        profile[f"iteration_{k}"] = M.contrast_profile(np.maximum(y, 0), axes, metric, undefined="nan")
+    for name, x in baselines.items():
+        profile[name] = M.contrast_profile(np.maximum(x, 0), axes, metric, undefined="nan")
+    return profile
 
 
 def _resolve_degradation(model, degradation):

@@ -81,13 +81,27 @@ def write_report(out_dir, report, raw, iterates, axes, *, baselines=None, overwr
     FileExistsError
         If a target exists and not ``overwrite``.
     """
-    from ..plot import plot_contrast_profile, plot_iterations, plot_tradeoff
-
     baselines = dict(baselines or {})
     out = Path(out_dir)
     check_targets(out, len(iterates), list(baselines), overwrite)
     out.mkdir(parents=True, exist_ok=True)
     written = [atomic_write(out / "metrics.json", lambda t: Path(t).write_text(json.dumps(report, indent=2)))]
+    figs = _report_figures(report, raw, iterates, axes, baselines)
+    for name, fig in figs.items():
+        written.append(atomic_write(out / name, lambda t, fig=fig: fig.savefig(t, dpi=110, format="png")))
+    a = axes.upper()
+    written.append(write_tiff(out / "raw.tif", np.asarray(raw, np.float32), axes=a))
+    for k, y in enumerate(iterates, 1):
+        written.append(write_tiff(out / f"iteration_{k}.tif", np.asarray(y, np.float32), axes=a))
+    for n, x in baselines.items():
+        written.append(write_tiff(out / f"{n}.tif", np.asarray(x, np.float32), axes=a))
+    log.info("wrote report to %s", out)
+    return written
+
+
+def _report_figures(report, raw, iterates, axes, baselines):
+    """The three figures of a report folder, by file name."""
+    from ..plot import plot_contrast_profile, plot_iterations, plot_tradeoff
 
     labels = {"raw": raw, **{f"iteration {k}": y for k, y in enumerate(iterates, 1)},
               **{_BASELINE_LABELS.get(n, n): x for n, x in baselines.items()}}
@@ -107,16 +121,7 @@ def write_report(out_dir, report, raw, iterates, axes, *, baselines=None, overwr
                                       suggested=report["suggested_n_iter"],
                                       baselines={b["label"]: b["all"] for b in report["baselines"].values()}),
     }
-    for name, fig in figs.items():
-        written.append(atomic_write(out / name, lambda t, fig=fig: fig.savefig(t, dpi=110, format="png")))
-    a = axes.upper()
-    written.append(write_tiff(out / "raw.tif", np.asarray(raw, np.float32), axes=a))
-    for k, y in enumerate(iterates, 1):
-        written.append(write_tiff(out / f"iteration_{k}.tif", np.asarray(y, np.float32), axes=a))
-    for n, x in baselines.items():
-        written.append(write_tiff(out / f"{n}.tif", np.asarray(x, np.float32), axes=a))
-    log.info("wrote report to %s", out)
-    return written
+    return figs
 
 
 def _display_slice(report):

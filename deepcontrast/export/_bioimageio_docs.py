@@ -8,8 +8,16 @@ _PAPER = "Martins, Kalaidzidis, Zerial, Jug: DeepContrast, arXiv 2308.08365 (202
 
 def documentation_markdown(*, name, description, config, net_axes, pmin, pmax, halo, degradation_settings, probabilistic):
     """Markdown for the package's ``README.md``: what the model does, its input, and how to use it."""
-    spatial = "".join(a for a in net_axes if a in "ZYX")
-    lines = [
+    lines = _what_it_does(name, description)
+    lines += _input_output(config, net_axes, pmin, pmax, halo, probabilistic)
+    lines += _iterative_use()
+    lines += _training_settings(degradation_settings)
+    lines += _network_and_limits(config)
+    return "\n".join(lines)
+
+
+def _what_it_does(name, description):
+    return [
         f"# {name}",
         "",
         description,
@@ -21,6 +29,12 @@ def documentation_markdown(*, name, description, config, net_axes, pmin, pmax, h
         "with a forward model of deep-tissue degradation (signal attenuation, PSF widening, "
         "scattered-light haze, shot noise) and the network learned to undo that extra degradation.",
         "",
+    ]
+
+
+def _input_output(config, net_axes, pmin, pmax, halo, probabilistic):
+    spatial = "".join(a for a in net_axes if a in "ZYX")
+    return [
         "## Input and output",
         "",
         f"- Axes: batch, {', '.join(spatial.lower())}, channel ({config.get('n_channel_in', 1)} input channel(s)); "
@@ -32,6 +46,11 @@ def documentation_markdown(*, name, description, config, net_axes, pmin, pmax, h
         + (" The output holds the mean and then the scale of a Laplace distribution per channel." if probabilistic else ""),
         f"- Tiling: a halo of {halo} pixels per side along each spatial axis is enough to hide tile seams.",
         "",
+    ]
+
+
+def _iterative_use():
+    return [
         "## Iterative use",
         "",
         "Applying the network again to its own output keeps raising contrast while fine detail is "
@@ -40,6 +59,11 @@ def documentation_markdown(*, name, description, config, net_axes, pmin, pmax, h
         "`deepcontrast.DeepContrast.predict(img, axes, n_iter=k)` in Python, which also keeps "
         "intensities comparable between iterations.",
         "",
+    ]
+
+
+def _training_settings(degradation_settings):
+    lines = [
         "## Forward-model settings used for training",
         "",
     ]
@@ -54,7 +78,11 @@ def documentation_markdown(*, name, description, config, net_axes, pmin, pmax, h
         ]
     else:
         lines += ["Not recorded with this model (it was not trained with deepcontrast's data generation)."]
-    lines += [
+    return lines
+
+
+def _network_and_limits(config):
+    return [
         "",
         "## Network configuration",
         "",
@@ -69,7 +97,6 @@ def documentation_markdown(*, name, description, config, net_axes, pmin, pmax, h
         "the raw data; do not quantify intensities from restored images without validation.",
         "",
     ]
-    return "\n".join(lines)
 
 
 def _to_uint8(img):

@@ -121,28 +121,7 @@ def make_tf115_compatible(graph_def, *, ops=None):
     gd.node.extend(nodes)
     problems = []
     for node in gd.node:
-        keep = [i for i in node.input if not (i.startswith("^") and i[1:] in noops)]
-        del node.input[:]
-        node.input.extend(keep)
-        known = ops.get(node.op)
-        if known is None:
-            problems.append(f"op {node.op!r} (node {node.name!r}) does not exist in TensorFlow 1.15")
-            continue
-        for key in list(node.attr):
-            if key.startswith("_"):
-                del node.attr[key]
-                continue
-            value = _attr_dict(node.attr[key])
-            if key not in known:
-                if value == _tf2_default(node.op, key):
-                    del node.attr[key]
-                else:
-                    problems.append(
-                        f"attribute {key!r}={value} of op {node.op!r} (node {node.name!r}) "
-                        f"does not exist in TensorFlow 1.15 and is not at its default"
-                    )
-            elif known[key] is not None and value == known[key]:
-                del node.attr[key]
+        problems += _clean_node(node, ops, noops)
     if problems:
         raise ValueError(
             "the model's graph cannot be written for TensorFlow 1.15 (Fiji): "
@@ -156,6 +135,36 @@ def make_tf115_compatible(graph_def, *, ops=None):
             "in Fiji cannot run them. Use plain Keras layers (no control flow) in the model."
         )
     return gd
+
+
+def _clean_node(node, ops, noops):
+    """Strip ``node`` in place for TF 1.15 (control inputs to ``noops``, ``_`` and default attributes).
+
+    Returns the problems that cannot be stripped (unknown op, unknown attribute not at its default).
+    """
+    problems = []
+    keep = [i for i in node.input if not (i.startswith("^") and i[1:] in noops)]
+    del node.input[:]
+    node.input.extend(keep)
+    known = ops.get(node.op)
+    if known is None:
+        return [f"op {node.op!r} (node {node.name!r}) does not exist in TensorFlow 1.15"]
+    for key in list(node.attr):
+        if key.startswith("_"):
+            del node.attr[key]
+            continue
+        value = _attr_dict(node.attr[key])
+        if key not in known:
+            if value == _tf2_default(node.op, key):
+                del node.attr[key]
+            else:
+                problems.append(
+                    f"attribute {key!r}={value} of op {node.op!r} (node {node.name!r}) "
+                    f"does not exist in TensorFlow 1.15 and is not at its default"
+                )
+        elif known[key] is not None and value == known[key]:
+            del node.attr[key]
+    return problems
 
 
 def audit_graph_def(graph_def, *, ops=None):

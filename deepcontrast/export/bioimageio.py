@@ -242,14 +242,12 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
     PosixPath('my_model.bioimageio.zip')
     """
     require_bioimageio()
-    import tensorflow as tf
     from bioimageio.spec import save_bioimageio_package
     from bioimageio.spec.model import v0_5 as bm
 
     path = Path(path)
     net_axes = _net_axes(model)
-    n_in, n_out = int(model.config.n_channel_in), int(model.config.n_channel_out)
-    n_out_net = 2 * n_out if model.config.probabilistic else n_out
+    n_in = int(model.config.n_channel_in)
     sizes = _sizes(model, net_axes)
     x = _default_sample(net_axes, sizes, n_in) if input_sample is None else _prepare_sample(input_sample, net_axes, sizes, n_in)
     y = _test_output(model, x, net_axes)
@@ -266,24 +264,40 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
         tmp = Path(tmp)
         _write_files(tmp, model, x, y, net_axes, sizes, dict(
             name=model_name, description=description, config=config, degradation_settings=settings))
-        inputs, outputs = _tensor_descrs(bm, tmp, net_axes, sizes, n_in, n_out_net)
-        weights = bm.WeightsDescr(tensorflow_saved_model_bundle=bm.TensorflowSavedModelBundleWeightsDescr(
-            source=tmp / "tf_saved_model_bundle.zip", tensorflow_version=bm.Version(tf.__version__)))
-        try:
-            descr = bm.ModelDescr(
-                name=model_name, description=description, authors=_as_authors(authors, bm.Author),
-                cite=_as_cite(cite, bm.CiteEntry), license=bm.LicenseId(license),
-                documentation=bm.FileDescr(source=tmp / "README.md"), covers=[bm.FileDescr(source=tmp / "cover.png")], inputs=inputs, outputs=outputs,
-                weights=weights,
-                tags=["deepcontrast", "care", "csbdeep", "contrast-enhancement", "fluorescence-light-microscopy",
-                      "3d" if "Z" in net_axes else "2d", "tensorflow", "unet"],
-                config=bm.Config(bioimageio=bm.BioimageioConfig(
-                    architecture_type="U-Net", task="contrast restoration", modality="fluorescence microscopy"),
-                    deepcontrast={"csbdeep_config": config, **model_settings,
-                                  "normalization_percentiles": [PMIN, PMAX], "iterations": 1}),
-            )
-        except Exception as e:  # pydantic.ValidationError: report it readably
-            raise ValueError(f"the bioimage.io description of this model does not validate: {e}") from e
+        descr = _model_descr(bm, tmp, model, net_axes, sizes, dict(
+            name=model_name, description=description, authors=authors, license=license, cite=cite, config=config,
+            settings=model_settings))
         atomic_write(path, lambda tmp_zip: save_bioimageio_package(descr, output_path=Path(tmp_zip)))
     log.info("bioimage.io model package written to %s", path.resolve())
     return path
+
+
+def _model_descr(bm, folder, model, net_axes, sizes, meta):
+    """The validated bioimage.io ``ModelDescr`` of the package files in ``folder``.
+
+    ``meta`` holds ``name``, ``description``, ``authors``, ``license``, ``cite``, ``config`` (the
+    network, as in ``config.json``) and ``settings`` (deepcontrast's own, as in
+    ``deepcontrast.json``) as :func:`export_bioimageio` resolved them.
+    """
+    import tensorflow as tf
+
+    n_in, n_out = int(model.config.n_channel_in), int(model.config.n_channel_out)
+    n_out_net = 2 * n_out if model.config.probabilistic else n_out
+    inputs, outputs = _tensor_descrs(bm, folder, net_axes, sizes, n_in, n_out_net)
+    weights = bm.WeightsDescr(tensorflow_saved_model_bundle=bm.TensorflowSavedModelBundleWeightsDescr(
+        source=folder / "tf_saved_model_bundle.zip", tensorflow_version=bm.Version(tf.__version__)))
+    try:
+        return bm.ModelDescr(
+            name=meta["name"], description=meta["description"], authors=_as_authors(meta["authors"], bm.Author),
+            cite=_as_cite(meta["cite"], bm.CiteEntry), license=bm.LicenseId(meta["license"]),
+            documentation=bm.FileDescr(source=folder / "README.md"), covers=[bm.FileDescr(source=folder / "cover.png")],
+            inputs=inputs, outputs=outputs, weights=weights,
+            tags=["deepcontrast", "care", "csbdeep", "contrast-enhancement", "fluorescence-light-microscopy",
+                  "3d" if "Z" in net_axes else "2d", "tensorflow", "unet"],
+            config=bm.Config(bioimageio=bm.BioimageioConfig(
+                architecture_type="U-Net", task="contrast restoration", modality="fluorescence microscopy"),
+                deepcontrast={"csbdeep_config": meta["config"], **meta["settings"],
+                              "normalization_percentiles": [PMIN, PMAX], "iterations": 1}),
+        )
+    except Exception as e:  # pydantic.ValidationError: report it readably
+        raise ValueError(f"the bioimage.io description of this model does not validate: {e}") from e
