@@ -223,17 +223,7 @@ class DegradedRawData(RawData):
         depth = check_depth(depth)
         check_surface(surface)
         vs = check_voxel_size(axes, voxel_size)
-        deg = as_degradation(degradation)
-        if microscope != "auto" and deg != "auto":
-            raise ValueError(f"microscope={microscope!r} is used only to calibrate the forward model; pass "
-                             "degradation='auto' with it, or drop it (a given degradation already says out_of_focus)")
-        calibration = None
-        if deg == "auto":
-            deg, report = DeepTissueDegradation.calibrate(calibration_images(), axes, voxel_size=vs, surface=surface,
-                                                          depth=depth, microscope=microscope)
-            calibration = report.to_dict()
-            log.info("calibrated degradation: %s", deg)
-        warn_if_noise_free(deg)
+        deg, calibration = _resolve_degradation(degradation, microscope, calibration_images, axes, vs, surface, depth)
         seed = int(np.random.default_rng(rng).integers(2**63))  # as deep_tissue_distortions seeds itself
         offsets = [0.0] * len(loaders)
         if sub[0] is not None:
@@ -277,6 +267,22 @@ class DegradedRawData(RawData):
         if sub[0] is not None:
             self.settings.update(subvolume_size=[int(v) for v in sub[0]], n_subvolumes=int(sub[1]))
         return self
+
+
+def _resolve_degradation(degradation, microscope, calibration_images, axes, vs, surface, depth):
+    """The training degradation (calibrated on the images for 'auto') and the calibration report (or None)."""
+    deg = as_degradation(degradation)
+    if microscope != "auto" and deg != "auto":
+        raise ValueError(f"microscope={microscope!r} is used only to calibrate the forward model; pass "
+                         "degradation='auto' with it, or drop it (a given degradation already says out_of_focus)")
+    calibration = None
+    if deg == "auto":
+        deg, report = DeepTissueDegradation.calibrate(calibration_images(), axes, voxel_size=vs, surface=surface,
+                                                      depth=depth, microscope=microscope)
+        calibration = report.to_dict()
+        log.info("calibrated degradation: %s", deg)
+    warn_if_noise_free(deg)
+    return deg, calibration
 
 
 def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None, overwrite=True, rng=None, **kwargs):
