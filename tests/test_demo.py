@@ -106,3 +106,26 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     # the training history is stored once, in the model folder
     side = json.loads((out / "models" / "demo_model" / "deepcontrast.json").read_text())
     assert "history" not in summary and len(side["history"]) == demo_settings(quick=True)["train_epochs"]
+
+
+def test_microscope_describes_the_input_only(tmp_path, capsys):
+    from deepcontrast.demo import run_demo
+
+    with pytest.raises(ValueError, match="describes the input stack"):
+        run_demo(tmp_path / "d", microscope="widefield")
+    assert main(["demo", "--out", str(tmp_path / "d"), "--microscope", "widefield"]) == 1
+    assert "--input" in capsys.readouterr().err
+    assert not (tmp_path / "d").exists()
+
+
+def test_microscope_reaches_the_calibration_of_an_input_stack(tmp_path):
+    from deepcontrast.data import load_settings, synthetic_tissue
+    from deepcontrast.demo import steps
+    from deepcontrast.demo.settings import demo_settings
+
+    s = demo_settings(quick=True)
+    stack, _ = synthetic_tissue((12, 64, 64), rng=0)
+    sample = steps.load_sample(s, stack, "ZYX", (2.0, 0.5, 0.5), "first", 0.0, 0, tmp_path, "widefield")
+    data = steps.make_training_data(s, sample, tmp_path / "data", 1)
+    settings = load_settings(data.paths["training_data"])
+    assert settings["calibration"]["mode"] == "widefield"

@@ -19,6 +19,9 @@ def add_parser(sub):
     p.add_argument("--voxel-size", help="um per pixel of --input for each spatial axis, e.g. 2,0.5,0.5")
     p.add_argument("--surface", choices=("first", "last"), default="first", help="which end of Z is the tissue surface")
     p.add_argument("--depth", type=float, default=0.0, help="depth (um) of the surface-most slice of --input (default 0)")
+    p.add_argument("--microscope", choices=("auto", "point-scanning", "widefield"), default="auto",
+                   help="how --input was acquired, for calibrating the forward model (widefield also for spinning "
+                   "disk and light sheet); default: decided from the data, a weak test")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty DIR not created by the demo")
     p.set_defaults(func=run)
@@ -27,11 +30,13 @@ def add_parser(sub):
 def run(args):
     from ..demo import run_demo
 
-    if args.input is None and (args.axes or args.voxel_size):
-        raise ValueError("--axes and --voxel-size describe --input; give --input STACK.tif too (or leave them out)")
+    if args.input is None and (args.axes or args.voxel_size or args.microscope != "auto"):
+        raise ValueError("--axes, --voxel-size and --microscope describe --input; give --input STACK.tif too "
+                         "(or leave them out)")
     vs = parse_floats(args.voxel_size, "--voxel-size") if args.voxel_size else None
     result = run_demo(args.out, quick=args.quick, input=args.input, axes=args.axes, voxel_size=vs,
-                      surface=args.surface, depth=args.depth, overwrite=args.overwrite, rng=args.seed)
+                      surface=args.surface, depth=args.depth, microscope=args.microscope, overwrite=args.overwrite,
+                      rng=args.seed)
     print()
     print(result["table"])
     print()

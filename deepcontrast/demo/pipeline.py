@@ -18,7 +18,7 @@ MODEL_NAME = "demo_model"
 
 
 def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None, voxel_size=None,
-             surface="first", depth=0.0, overwrite=False, rng=0):
+             surface="first", depth=0.0, microscope="auto", overwrite=False, rng=0):
     """Run the whole DeepContrast workflow and write every result into ``out_dir``.
 
     Steps (each logged, long ones with a progress bar):
@@ -56,6 +56,9 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
         Which end of Z of ``input`` is the tissue surface.
     depth : float
         Depth (um) of the surface-most slice of ``input`` (of the plane for 2D).
+    microscope : {'auto', 'point-scanning', 'widefield'}
+        How ``input`` was acquired, for the calibration of the forward model (widefield also
+        for spinning disk and light sheet); 'auto' decides from the data (a weak test).
     overwrite : bool
         Write into a non-empty ``out_dir`` not created by the demo.
     rng : None, int or numpy.random.Generator
@@ -90,14 +93,14 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     from . import steps
 
     s = demo_settings(quick)
-    _check_input(input, axes)
+    _check_input(input, axes, microscope)
     out = prepare_out_dir(out_dir, overwrite)
     seeds = np.random.default_rng(rng).integers(0, 2**31 - 1, size=4)
     timings, paths = {}, {"out_dir": out}
     t_start = time.perf_counter()
 
     with _timed(timings, 1, "sample", "sample" if input is None else f"reading {input}"):
-        sample = steps.load_sample(s, input, axes, voxel_size, surface, depth, seeds[0], out)
+        sample = steps.load_sample(s, input, axes, voxel_size, surface, depth, seeds[0], out, microscope)
         paths.update(sample.paths)
 
     with _timed(timings, 2, "training data", "training data (forward model)"):
@@ -136,8 +139,11 @@ def _timed(timings, i, key, label):
     timings[key] = time.perf_counter() - t
 
 
-def _check_input(input, axes):
-    """Refuse an input stack without axes or a path that is not a file."""
+def _check_input(input, axes, microscope="auto"):
+    """Refuse an input stack without axes, a path that is not a file, or microscope= without input."""
+    if microscope != "auto" and input is None:
+        raise ValueError("microscope= (--microscope) describes the input stack; the built-in sample is rendered "
+                         "with its own known model. Give input= (--input) too, or leave it out")
     if input is not None and axes is None:
         raise ValueError("axes of the input stack are required, e.g. axes='ZYX' (--axes ZYX)")
     if isinstance(input, (str, Path)) and not Path(input).is_file():

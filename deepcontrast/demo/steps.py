@@ -8,7 +8,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 
-def load_sample(s, input, axes, voxel_size, surface, depth, seed, out):
+def load_sample(s, input, axes, voxel_size, surface, depth, seed, out, microscope="auto"):
     """The built-in sample (with clean truth) or the user's stack; writes ground_truth.tif."""
     from ..internals.tiff import read_tiff, write_tiff
     from ..degradation import DeepTissueDegradation
@@ -33,7 +33,7 @@ def load_sample(s, input, axes, voxel_size, surface, depth, seed, out):
         clean, degradation = None, "auto"
         log.info("input stack %s with axes %s; forward model calibrated from it", image.shape, axes)
     return SimpleNamespace(image=image, clean=clean, axes=axes, voxel_size=voxel_size, surface=surface,
-                           depth=float(depth), degradation=degradation, paths=paths)
+                           depth=float(depth), degradation=degradation, microscope=microscope, paths=paths)
 
 
 def make_training_data(s, sample, data_dir, seed):
@@ -44,7 +44,7 @@ def make_training_data(s, sample, data_dir, seed):
     raw_data = DegradedRawData.from_arrays(
         [sample.image], sample.axes, sample.degradation, tuple(s["extra_depth"]),
         n_degradations=s["n_degradations"], voxel_size=sample.voxel_size, surface=sample.surface,
-        depth=sample.depth, rng=rng,
+        depth=sample.depth, rng=rng, microscope=sample.microscope,
     )
     from ..calibration import training_blur_notice
 
