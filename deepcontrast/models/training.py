@@ -50,6 +50,17 @@ def training_dataset(X, Y, batch_size, n_batches, rng=None, augmenter=None):
     augmented, per sample as in CSBDeep: ``augmenter(x, y) -> (x, y)``) in a ``tf.data`` thread
     and prefetched.
 
+    Parameters
+    ----------
+    X, Y : numpy.ndarray
+        Inputs and targets, samples along the first axis.
+    batch_size, n_batches : int
+        Samples per batch, batches (``epochs * steps_per_epoch``).
+    rng : int, numpy.random.Generator or None
+        Seed of the order, see :func:`batch_indices`.
+    augmenter : callable or None
+        Applied to each sample of a batch; it may change the spatial size, not rank or channels.
+
     Returns
     -------
     tf.data.Dataset
@@ -81,6 +92,15 @@ def fit_care(model, X, Y, validation_data, epochs=None, steps_per_epoch=None, au
     """:meth:`csbdeep.models.CARE.train` with the batches from :func:`training_dataset`.
 
     Same checks, callbacks (TensorBoard images included), validation and checkpoints as CSBDeep.
+
+    Parameters
+    ----------
+    model : csbdeep.models.CARE
+        The model to train (``DeepContrast.train`` calls this).
+    X, Y, validation_data, epochs, steps_per_epoch, augmenter
+        As in :meth:`csbdeep.models.CARE.train`.
+    rng : int, numpy.random.Generator or None
+        Seed of the batch order, see :func:`batch_indices`.
 
     Returns
     -------
