@@ -1,4 +1,4 @@
-"""FFT-based depth-varying Gaussian filters used by the forward model (numpy/scipy only).
+"""Depth-varying Gaussian filters of the forward model, in the DCT domain (numpy/scipy only).
 
 Split out of :mod:`deepcontrast.degradation` to keep that module short.
 """
@@ -33,37 +33,21 @@ def _axial_matrix(sigmas_um, vsz):
     return m.astype(np.float32)
 
 
-def _pad_symmetric(vol, top, bottom, left, right):
-    """Mirror-pad the last two axes (like ``np.pad(mode='symmetric')``, several times faster)."""
-    n_z, ny, nx = vol.shape
-    if not (top or bottom or left or right):
-        return vol
-    out = np.empty((n_z, ny + top + bottom, nx + left + right), np.float32)
-    out[:, top: top + ny, left: left + nx] = vol
-    # rows (within the original column range), reflecting repeatedly if the pad exceeds the size
-    for i in range(top):
-        out[:, top - 1 - i, left: left + nx] = vol[:, _mirror(i, ny)]
-    for i in range(bottom):
-        out[:, top + ny + i, left: left + nx] = vol[:, _mirror(ny - 1 - i, ny)]
-    # columns (all rows, so corners are filled)
-    for j in range(left):
-        out[:, :, left - 1 - j] = out[:, :, left + _mirror(j, nx)]
-    for j in range(right):
-        out[:, :, left + nx + j] = out[:, :, left + _mirror(nx - 1 - j, nx)]
-    return out
-
-
-def _mirror(i, n):
-    """Index of the i-th mirrored sample (symmetric reflection, period 2n)."""
-    i = i % (2 * n)
-    return i if i < n else 2 * n - 1 - i
-
-
-def _lateral_tf(fy, fx, sy, sx):
-    """Gaussian transfer functions for each of k sigmas: (k, ny, nx_r) float32."""
-    gy = np.exp(-2 * np.pi**2 * (np.asarray(sy)[:, None] * fy[None]) ** 2).astype(np.float32)
+def _lateral_tf(fy, fx, sy, sx, weight):
+    """Gaussian transfer functions for each of k sigmas, times ``weight[k]``: (k, ny, nx) float32."""
+    gy = np.exp(-2 * np.pi**2 * (np.asarray(sy)[:, None] * fy[None]) ** 2)
+    gy = (gy * np.asarray(weight, float)[:, None]).astype(np.float32)
     gx = np.exp(-2 * np.pi**2 * (np.asarray(sx)[:, None] * fx[None]) ** 2).astype(np.float32)
     return gy[:, :, None] * gx[:, None, :]
+
+
+def _dct_freqs(n):
+    """Frequencies (cycles per pixel) of the DCT-II coefficients of a length-n signal.
+
+    DCT-II coefficient k is the k-th Fourier coefficient of the signal's mirror extension
+    (period 2n), so frequency k / 2n.
+    """
+    return (np.arange(n) / (2.0 * n)).astype(np.float32)
 
 
 def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=None):
@@ -71,10 +55,14 @@ def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=No
     + w_oof[k] * G(s_oof[k]) vol)[k]   (the last term only when ``w_oof`` has non-zeros).
 
     ``vol`` is (n_z, ny, nx) float32; sigmas in um, per output slice. Lateral Gaussians are
-    applied in Fourier space (exact, periodic boundary with reflective padding), axial ones
-    as a non-stationary Gaussian matrix along Z. Output slices are computed in chunks (the
-    axial matrix rows of a chunk touch only a band of input slices), so the extra memory is
-    a few chunks, not a few copies of the volume.
+    a multiplication in the DCT-II domain: exact convolution with the mirror-extended image
+    (scipy.ndimage's 'reflect' boundary), no padding. Axial Gaussians are a non-stationary
+    Gaussian matrix along Z (:func:`_axial_matrix`). Both are linear and the lateral transform
+    acts within slices, so they commute: each input slice is transformed once, the Z mixing of
+    every branch runs on the (real) coefficients, and one inverse transform per output slice
+    gives the sum of the branches. Branches without axial mixing share one multiplication.
+    Extra memory: the coefficients of the volume (one volume of float32) plus the output and
+    a chunk of output slices at a time.
     """
     n_z, ny, nx = vol.shape
     use_haze = np.any(rb < 1)
@@ -86,41 +74,32 @@ def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=No
         branches.append((np.asarray(s_haze, float), ra * (1 - rb)))
     if use_oof:
         branches.append((np.asarray(s_oof, float), ra * np.asarray(w_oof, float)))
-    # Reflective padding against wrap-around; enough for the widest kernel, capped at the size.
-    smax = max(float(np.max(sig)) for sig, _ in branches)
-    py = int(min(np.ceil(3 * smax / vyx[0]), ny - 1))
-    px = int(min(np.ceil(3 * smax / vyx[1]), nx - 1))
-    shape = (sfft.next_fast_len(ny + 2 * py, real=True), sfft.next_fast_len(nx + 2 * px, real=True))
-    pads = (py, shape[0] - ny - py, px, shape[1] - nx - px)
-    fy = sfft.fftfreq(shape[0]).astype(np.float32)
-    fx = sfft.rfftfreq(shape[1]).astype(np.float32)
-    mats = []
-    for sig, _ in branches:
-        m = _axial_matrix(sig, vsz) if axial and n_z > 1 else None
-        mats.append(None if m is None or np.allclose(m, np.eye(n_z)) else m)
+    mats = [_axial_matrix(sig, vsz) if axial and n_z > 1 else None for sig, _ in branches]
+    mats = [None if m is None or np.allclose(m, np.eye(n_z)) else m for m in mats]
+    fy, fx = _dct_freqs(ny), _dct_freqs(nx)
 
-    flat = vol.reshape(n_z, -1)
+    chunk = max(1, (1 << 20) // (ny * nx))
+    coef = np.empty((n_z, ny, nx), np.float32)
+    for k0 in range(0, n_z, chunk):
+        coef[k0: k0 + chunk] = sfft.dctn(vol[k0: k0 + chunk], axes=(1, 2), workers=-1)
+    flat = coef.reshape(n_z, -1)
     out = np.empty((n_z, ny, nx), np.float32)
-    chunk = max(1, (1 << 23) // (shape[0] * shape[1]))
     for k0 in range(0, n_z, chunk):
         k1 = min(n_z, k0 + chunk)
-        spec = None
+        acc, tf_local = None, None  # tf_local: summed transfer functions of the branches without Z mixing
         for (sig, weight), m in zip(branches, mats):
+            tf = _lateral_tf(fy, fx, sig[k0:k1] / vyx[0], sig[k0:k1] / vyx[1], weight[k0:k1])
             if m is None:
-                src = vol[k0:k1]
-            else:
-                rows = m[k0:k1]
-                cols = np.flatnonzero(rows.any(axis=0))
-                j0, j1 = cols[0], cols[-1] + 1
-                src = (rows[:, j0:j1] @ flat[j0:j1]).reshape(k1 - k0, ny, nx)
-            part = sfft.rfft2(_pad_symmetric(src, *pads), workers=-1)
-            tf = _lateral_tf(fy, fx, sig[k0:k1] / vyx[0], sig[k0:k1] / vyx[1])
-            tf *= weight[k0:k1, None, None].astype(np.float32)
+                tf_local = tf if tf_local is None else np.add(tf_local, tf, out=tf_local)
+                continue
+            rows = m[k0:k1]
+            cols = np.flatnonzero(rows.any(axis=0))
+            j0, j1 = cols[0], cols[-1] + 1
+            part = (rows[:, j0:j1] @ flat[j0:j1]).reshape(k1 - k0, ny, nx)
             part *= tf
-            if spec is None:
-                spec = part
-            else:
-                spec += part
-        res = sfft.irfft2(spec, s=shape, workers=-1)
-        out[k0:k1] = res[:, py: py + ny, px: px + nx]
+            acc = part if acc is None else np.add(acc, part, out=acc)
+        if tf_local is not None:
+            tf_local *= coef[k0:k1]
+            acc = tf_local if acc is None else np.add(acc, tf_local, out=acc)
+        out[k0:k1] = sfft.idctn(acc, axes=(1, 2), workers=-1, overwrite_x=True)
     return out

@@ -16,6 +16,7 @@ from .blockwise import BlockwiseMixin
 from .physical import model_background
 from .precision import model_precision, resolve_precision, training_optimizer, with_precision
 from .predict import PredictMixin
+from .training import fit_care
 
 logger = logging.getLogger(__name__)
 
@@ -206,10 +207,12 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
         self.callbacks.append(_HistoryCallback(self))
         self.callbacks.insert(0, _NonFiniteLossCallback())
 
-    def train(self, X, Y, validation_data, epochs=None, steps_per_epoch=None, augmenter=None):
+    def train(self, X, Y, validation_data, epochs=None, steps_per_epoch=None, augmenter=None, *, rng=None):
         """Train the network (from its current weights, so a loaded model continues training).
 
-        As :meth:`csbdeep.models.CARE.train`; Keras shows a progress bar per epoch. The best
+        As :meth:`csbdeep.models.CARE.train`, with the batches fed through a prefetched
+        ``tf.data`` pipeline (:func:`deepcontrast.models.training.training_dataset`: every
+        sample once per pass over the data, in a seeded order). Keras shows a progress bar per epoch. The best
         (``weights_best.h5``) and last (``weights_last.h5``) weights are saved in the model
         folder, and each epoch's logs are appended to ``deepcontrast.json``.
 
@@ -227,7 +230,10 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
         epochs, steps_per_epoch : int or None
             Override the config values.
         augmenter : callable or None
-            As in CSBDeep.
+            As in CSBDeep: ``augmenter(x, y) -> (x, y)`` for each sample of a batch.
+        rng : int, numpy.random.Generator or None
+            Seed of the batch order; ``None`` draws it from NumPy's global state, as CSBDeep does
+            (``keras.utils.set_random_seed`` then fixes it along with the initial weights).
 
         Returns
         -------
@@ -244,8 +250,8 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
             check_finite(arr, f"training data {name}")
         self._halo_cache.clear()
         try:
-            history = super().train(X, Y, validation_data, epochs=epochs,
-                                    steps_per_epoch=steps_per_epoch, augmenter=augmenter)
+            history = fit_care(self, X, Y, validation_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
+                               augmenter=augmenter, rng=rng)
         except NonFiniteLoss as e:
             self._halo_cache.clear()
             self._remove_epoch_checkpoint()
