@@ -52,8 +52,8 @@ class DeepTissueDegradation:
 
     In a stack, slice ``k`` (counted from the surface end, see ``surface``) lies at depth
     ``depth + k * voxel_size_z``; its kernels are those of its own depth (depth-varying lateral
-    Gaussians are applied exactly in Fourier space, one transfer function per slice; the axial
-    part is an exact non-stationary Gaussian along Z).
+    Gaussians are applied exactly in the DCT domain, one transfer function per slice, with
+    reflective borders; the axial part is an exact non-stationary Gaussian along Z).
 
     Parameters
     ----------
