@@ -3,7 +3,7 @@ import copy
 
 __all__ = ["demo_settings"]
 
-#: The default run (450 training steps; 4.3 minutes on an otherwise idle 2-core CPU with bfloat16,
+#: The default run (450 training steps; 3.7 minutes on an otherwise idle 2-core CPU with bfloat16,
 #: 7.3 in float32, see the README). A 2D network trained on XY slices of the stack (each slice
 #: degraded at its own depth) learns in a fraction of the time a 3D network needs on this
 #: anisotropic stack (2 um between slices, 0.5 um pixels): on a 48x256x256 synthetic stack a
