@@ -108,7 +108,7 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
         paths.update(data.paths)
 
     with _timed(timings, 3, "training", "training"):
-        model, history = steps.train(s, data, out / "models", MODEL_NAME)
+        model, history = steps.train(s, data, out / "models", MODEL_NAME, seeds[2])
         paths["model"] = Path(model.logdir)
 
     with _timed(timings, 4, "prediction and evaluation", "iterative prediction and evaluation"):

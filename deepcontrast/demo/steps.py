@@ -74,8 +74,8 @@ def make_training_data(s, sample, data_dir, seed):
     return SimpleNamespace(file=file, settings=raw_data.settings, paths=paths)
 
 
-def train(s, data, basedir, name):
-    """Train a DeepContrast model on data.file; returns (model, history dict)."""
+def train(s, data, basedir, name, seed=None):
+    """Train a DeepContrast model on data.file (``seed``: the batch order); returns (model, history dict)."""
     import shutil
 
     from csbdeep.io import load_training_data
@@ -97,7 +97,7 @@ def train(s, data, basedir, name):
     model = DeepContrast(config, name, basedir=str(basedir))
     log.info("training a %s network (%d+%d patches, %d epochs x %d steps of batch %d)", axes.replace("S", "").replace("C", ""),
              len(X), len(Xv), config.train_epochs, config.train_steps_per_epoch, config.train_batch_size)
-    hist = model.train(X, Y, validation_data=(Xv, Yv))
+    hist = model.train(X, Y, validation_data=(Xv, Yv), rng=seed)
     history = getattr(hist, "history", None) or {}
     return model, history
 

@@ -232,8 +232,8 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
         augmenter : callable or None
             As in CSBDeep: ``augmenter(x, y) -> (x, y)`` for each sample of a batch.
         rng : int, numpy.random.Generator or None
-            Seed of the batch order; ``None`` draws it from NumPy's global state, as CSBDeep does
-            (``keras.utils.set_random_seed`` then fixes it along with the initial weights).
+            Seed of the batch order (``None``: fresh entropy). The initial weights follow
+            Keras's seed (``keras.utils.set_random_seed``), as in CSBDeep.
 
         Returns
         -------

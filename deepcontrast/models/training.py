@@ -24,8 +24,7 @@ def batch_indices(n, batch_size, n_batches, rng=None):
     n, batch_size, n_batches : int
         Number of samples, samples per batch, batches.
     rng : int, numpy.random.Generator or None
-        Seed of the permutations; ``None`` draws one from NumPy's global state (as CSBDeep's
-        ``DataWrapper`` does, so ``keras.utils.set_random_seed`` keeps fixing the order).
+        Seed of the permutations (``None``: fresh entropy; pass a seed for a reproducible order).
 
     Returns
     -------
@@ -35,8 +34,6 @@ def batch_indices(n, batch_size, n_batches, rng=None):
     if n < 1 or batch_size < 1 or n_batches < 1:
         raise ValueError(f"need at least one sample, batch and batch element, got n={n}, "
                          f"batch_size={batch_size}, n_batches={n_batches}")
-    if rng is None:
-        rng = np.random.randint(2**31)  # noqa: NPY002 (CSBDeep's contract: the global state seeds the order)
     g = np.random.default_rng(rng)
     total = n_batches * batch_size
     idx = np.concatenate([g.permutation(n) for _ in range(-(-total // n))])
