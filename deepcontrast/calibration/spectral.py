@@ -63,19 +63,20 @@ class _AxialFactor:
     between slices weighted by the kernel's autocorrelation; two Gaussians of variances ``v1``,
     ``v2`` give ``var = v1 + v2``). ``rho`` is the measured axial correlation per point
     (:func:`~deepcontrast.calibration.depth.axial_correlation`), 0 beyond its last lag. Tabulated
-    on a log grid of ``var`` per point and interpolated, so grid fits stay cheap.
+    on a log grid of ``var`` once per correlation curve (``index`` maps points to curves: every
+    slice of a stack shares its bins' curves) and interpolated, so grid fits stay cheap.
     """
 
     _LOG_VAR = np.linspace(np.log(1e-3), np.log(5e3), 161)
 
-    def __init__(self, rho, vz):
-        rho = np.asarray(rho, float)  # (n_points, n_lags + 1)
+    def __init__(self, rho, vz, index=None):
+        rho = np.asarray(rho, float)  # (n_curves, n_lags + 1): one correlation curve per stack and bin
         s2 = np.exp(self._LOG_VAR)[None, :] / np.asarray(vz, float)[:, None] ** 2  # slices^2
         lags = np.arange(1, rho.shape[1])
-        e = np.exp(-0.5 * lags**2 / s2[..., None])  # (n_points, n_var, n_lags)
-        num = 1 + 2 * np.sum(e * rho[:, None, 1:], -1)
-        self.table = num / _gauss_sum(s2)
-        self._rows = np.arange(len(rho))
+        e = np.exp(-0.5 * lags**2 / s2[..., None])  # (n_curves, n_var, n_lags)
+        table = (1 + 2 * np.sum(e * rho[:, None, 1:], -1)) / _gauss_sum(s2)
+        self.table = table if index is None else table[index]  # per point: its curve's row
+        self._rows = np.arange(len(self.table))
 
     def __call__(self, var):
         x = (np.log(np.maximum(var, 1e-300)) - self._LOG_VAR[0]) / (self._LOG_VAR[1] - self._LOG_VAR[0])
@@ -133,7 +134,8 @@ def _collect_rows(stats, depths, n_ref):
     ``axial`` the :class:`_AxialFactor` of the points (from each stack's measured axial
     correlation; None when the stats carry none), or None when too few slices qualify.
     """
-    rows = []  # (logK_obs, logK_ref, freq, z_ref, z, rho, vz)
+    rows, curves = [], []  # rows: (logK_obs, logK_ref, freq, z_ref, z, curve index); curves: (rho, vz)
+    n_curves = 0
     for st, z in zip(stats, depths):
         n_z = len(z)
         if n_z < 4:
@@ -150,23 +152,24 @@ def _collect_rows(stats, depths, n_ref):
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns are excluded just below
             Kref = np.exp(np.nanmean(np.log(K[:nr]), 0))
         zref = float(zz[:nr].mean())
-        vz = float(np.median(np.diff(zz))) if n_z > 1 else 1.0
-        rho = st.get("rho")
+        curves.append((st.get("rho"), float(np.median(np.diff(zz)))))
         for k in range(nr, n_z):
             sel = np.isfinite(K[k]) & ref_ok
             if sel.sum() >= 3 and zz[k] > zref:
                 rows.append((np.log(K[k, sel]), np.log(Kref[sel]), st["freq"][sel], zref, zz[k],
-                             None if rho is None else rho[sel], vz))
+                             n_curves + np.flatnonzero(sel)))
+        n_curves += len(st["freq"])
     if len(rows) < 3:
         return None
     cat = [np.concatenate([r[i] for r in rows]) for i in range(3)]
     zr = np.concatenate([np.full(len(r[0]), r[3]) for r in rows])
     z = np.concatenate([np.full(len(r[0]), r[4]) for r in rows])
     axial = None
-    if all(r[5] is not None for r in rows):
-        n_lags = min(r[5].shape[1] for r in rows)
-        axial = _AxialFactor(np.concatenate([r[5][:, :n_lags] for r in rows]),
-                             np.concatenate([np.full(len(r[0]), r[6]) for r in rows]))
+    if all(rho is not None for rho, _ in curves):
+        n_lags = min(rho.shape[1] for rho, _ in curves)
+        axial = _AxialFactor(np.concatenate([rho[:, :n_lags] for rho, _ in curves]),
+                             np.concatenate([np.full(len(rho), vz) for rho, vz in curves]),
+                             np.concatenate([r[5] for r in rows]))
     return (*cat, zr, z, axial, len(rows))
 
 
