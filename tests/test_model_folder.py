@@ -61,7 +61,7 @@ def test_config_json_holds_exactly_csbdeeps_keys(trained):
     assert set(network) == set(vars(CSBDeepConfig("YX")))
     side = read(trained.logdir, "deepcontrast.json")
     assert {k: side[k] for k in EXTRA_DEFAULTS} == SETTINGS
-    assert len(side["history"]) == 2 and side["trainings"] == [{"interrupted": False, "epochs": 2}]
+    assert len(side["history"]) == 2 and side["trainings"] == [{"interrupted": False, "epochs": 2, "precision": SETTINGS["precision"]}]
 
 
 def test_csbdeep_care_loads_the_folder_and_computes_the_same(trained):

@@ -16,6 +16,7 @@ from .blockwise import BlockwiseMixin
 from .physical import model_background
 from .precision import model_precision, resolve_precision, training_optimizer, with_precision
 from .predict import PredictMixin
+from .guard import TrainingDiverged, make_training_guard
 from .training import fit_care
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,8 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
 
     def _build(self):
         """CSBDeep's U-Net in the precision of ``config.precision`` (head and weights float32)."""
-        return with_precision(super()._build(), resolve_precision(getattr(self.config, "precision", "auto")))
+        precision = resolve_precision(getattr(self.config, "precision", "auto"), self.config.n_dim)
+        return with_precision(super()._build(), precision)
 
     @property
     def precision(self):
@@ -205,7 +207,7 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
         optimizer = training_optimizer(optimizer, self.precision)
         super().prepare_for_training(optimizer=optimizer, **kwargs)
         self.callbacks.append(_HistoryCallback(self))
-        self.callbacks.insert(0, _NonFiniteLossCallback())
+        self.callbacks.insert(0, make_training_guard())
 
     def train(self, X, Y, validation_data, epochs=None, steps_per_epoch=None, augmenter=None, *, rng=None):
         """Train the network (from its current weights, so a loaded model continues training).
@@ -220,6 +222,15 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
         at once, records the interruption in ``deepcontrast.json`` and re-raises the
         ``KeyboardInterrupt``: the model in memory keeps its current weights and the folder can
         be loaded with ``DeepContrast(None, name, basedir)``.
+
+        A guard (:mod:`deepcontrast.models.guard`) checks the loss after every step and the
+        weights after the first steps and at every epoch end, and catches NaN/Inf as well as
+        blow-ups (a loss 1000x the first step's, weights beyond 1e5). When it trips with
+        ``precision='auto'`` in a 16-bit precision, the training restarts in float32 from the
+        initial weights (logged as a warning naming the cause; the model's precision becomes
+        ``'float32'``). Otherwise training stops with a ValueError naming the cause, the
+        precision and the fix, and the model (in memory and ``weights_last.h5``) keeps the last
+        weights that passed the check.
 
         Parameters
         ----------
@@ -244,23 +255,36 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
         KeyboardInterrupt
             After saving the weights, when the training was interrupted.
         ValueError
-            Shapes that do not fit the network (from csbdeep).
+            Shapes that do not fit the network (from csbdeep), non-finite training data, or a
+            training that diverged (see above).
         """
         for name, arr in zip(("X", "Y", "X_val", "Y_val"), (X, Y) + tuple(validation_data)):
             check_finite(arr, f"training data {name}")
+        start, n_history = self.keras_model.get_weights(), len(self._side.get("history", []))
+        kw = dict(epochs=epochs, steps_per_epoch=steps_per_epoch, augmenter=augmenter, rng=rng)
+        try:
+            history = self._fit(X, Y, validation_data, **kw)
+        except TrainingDiverged as e:
+            if self.config.precision != "auto" or self.precision == "float32":
+                self._diverged(e)
+            logger.warning("training in %s (precision 'auto') stopped: %s; restarting it in float32 from the initial "
+                           "weights (the model's precision is now 'float32')", self.precision, e)
+            self._restart_in_float32(start, n_history)
+            try:
+                history = self._fit(X, Y, validation_data, **kw)
+            except TrainingDiverged as e:
+                self._diverged(e)
+        self._side.setdefault("trainings", []).append({"interrupted": False, "epochs": len(history.epoch),
+                                                       "precision": self.precision})
+        self._save_side()
+        return history
+
+    def _fit(self, X, Y, validation_data, **kw):
+        """:func:`fit_care` with the guard; Ctrl-C keeps the current weights (see :meth:`train`)."""
         self._halo_cache.clear()
         try:
-            history = fit_care(self, X, Y, validation_data, epochs=epochs, steps_per_epoch=steps_per_epoch,
-                               augmenter=augmenter, rng=rng)
-        except NonFiniteLoss as e:
-            self._halo_cache.clear()
-            self._remove_epoch_checkpoint()
-            self._side.setdefault("trainings", []).append({"interrupted": True, "diverged": True})
-            self._save_side()
-            raise ValueError(f"training stopped: {e}; no weights were saved from this point. Check the training "
-                             "data (value range) or lower train_learning_rate") from None
+            return fit_care(self, X, Y, validation_data, **kw)
         except KeyboardInterrupt:
-            self._halo_cache.clear()
             if self.basedir is not None:
                 self.keras_model.save_weights(str(self.logdir / self.config.train_checkpoint_last))
                 self._remove_epoch_checkpoint()
@@ -269,10 +293,45 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
                 logger.warning("training interrupted; saved the current weights to %s",
                                self.logdir / self.config.train_checkpoint_last)
             raise
-        self._halo_cache.clear()
-        self._side.setdefault("trainings", []).append({"interrupted": False, "epochs": len(history.epoch)})
+        finally:
+            self._halo_cache.clear()
+
+    def _guard(self):
+        return next((cb for cb in getattr(self, "callbacks", None) or [] if hasattr(cb, "last_good")), None)
+
+    def _restart_in_float32(self, start, n_history):
+        """Rebuild the network in float32 with the weights ``start`` and forget the diverged epochs."""
+        self.config.precision = "float32"
+        old, self.keras_model = self.keras_model, with_precision(self.keras_model, "float32")
+        patched = vars(old).get("save_weights")  # CSBDeep's legacy-h5 save_weights, bound to the old network
+        if patched is not None:
+            self.keras_model.save_weights = patched.__func__.__get__(self.keras_model)
+        self.keras_model.set_weights(start)
+        self._side["history"] = self._side.get("history", [])[:n_history]
+        self._side.setdefault("trainings", []).append({"interrupted": True, "diverged": True,
+                                                       "restarted_in": "float32"})
+        self._model_prepared = False
+        self._remove_epoch_checkpoint()
         self._save_side()
-        return history
+
+    def _diverged(self, error):
+        """Keep the last weights that passed the guard (in memory and as weights_last.h5), then raise."""
+        guard = self._guard()
+        if guard is not None and guard.last_good is not None:
+            self.keras_model.set_weights(guard.last_good)
+        self._remove_epoch_checkpoint()
+        kept = ""
+        if self.basedir is not None:
+            self.keras_model.save_weights(str(self.logdir / self.config.train_checkpoint_last))
+            kept = f"; the last finite weights are in {self.logdir / self.config.train_checkpoint_last}"
+        self._side.setdefault("trainings", []).append({"interrupted": True, "diverged": True, "cause": str(error)})
+        self._save_side()
+        if self.precision != "float32":
+            fix = (f"the network trained in {self.precision}: train with Config(precision='float32'), or "
+                   "precision='auto', which restarts in float32 by itself")
+        else:
+            fix = "check the training data (value range, normalization) or lower train_learning_rate"
+        raise ValueError(f"training stopped: {error} (precision {self.precision}){kept}. Fix: {fix}") from None
 
     def _remove_epoch_checkpoint(self):
         tmp = self.logdir / str(self.config.train_checkpoint_epoch) if self.basedir is not None else None
@@ -317,28 +376,6 @@ class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
 
     def _repr_extra(self):
         return f"├─ Degradation settings: {'yes' if self.degradation_settings else 'none'}\n"
-
-
-class NonFiniteLoss(ArithmeticError):
-    """The training loss became NaN or Inf."""
-
-
-def _NonFiniteLossCallback():
-    """Keras callback that stops training (raising :class:`NonFiniteLoss`) at a NaN/Inf loss.
-
-    It raises before any later checkpoint, so weights from a diverged step are never saved.
-    """
-    from csbdeep.utils.tf import keras_import
-
-    Callback = keras_import("callbacks", "Callback")
-
-    class NonFiniteLossCallback(Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            loss = (logs or {}).get("loss")
-            if loss is not None and not np.isfinite(float(loss)):
-                raise NonFiniteLoss(f"the loss became {float(loss)} at batch {batch}")
-
-    return NonFiniteLossCallback()
 
 
 def _make_history_callback():

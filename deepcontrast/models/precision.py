@@ -8,10 +8,13 @@ weights and every export are float32 as without mixed precision.
 
 ``'auto'`` (:func:`resolve_precision`) picks bfloat16 where the hardware computes it natively
 (GPUs of compute capability >= 8.0; CPUs with AVX-512 BF16 or AMX), float16 on older GPUs
-(trained with loss scaling), and float32 otherwise.
+(trained with loss scaling), and float32 otherwise; and float32 wherever the machine's 16-bit
+convolution kernels fail a self-test against float32 (:func:`deepcontrast.models.kernels.check_kernels`).
 """
 import logging
 from pathlib import Path
+
+from .kernels import check_kernels, float32_gradient_layer, standard_layer_class
 
 logger = logging.getLogger(__name__)
 
@@ -67,13 +70,20 @@ def probe_hardware():
     return {"gpus": gpus, "cpu_bf16": bool(_cpu_flags() & set(_CPU_BF16_FLAGS))}
 
 
-def resolve_precision(precision):
+def resolve_precision(precision, n_dim=None):
     """The concrete precision (``'float32'``, ``'bfloat16'`` or ``'float16'``) for ``precision``.
+
+    ``'auto'`` takes the 16-bit type the hardware computes natively (:func:`probe_hardware`)
+    only if this machine's convolution kernels in that type pass the self-test
+    (:func:`deepcontrast.models.kernels.check_kernels`: forward and both gradients within
+    tolerance of float32), and float32 otherwise; the choice and its reason are logged.
 
     Parameters
     ----------
     precision : str
-        One of :data:`PRECISIONS`; ``'auto'`` asks :func:`probe_hardware` and logs its choice.
+        One of :data:`PRECISIONS`.
+    n_dim : {2, 3} or None
+        Dimensionality of the network's convolutions, for the kernel self-test (``None``: both).
 
     Returns
     -------
@@ -104,6 +114,14 @@ def resolve_precision(precision):
         choice, why = "bfloat16", "the CPU has AVX-512 BF16 / AMX"
     else:
         choice, why = "float32", "no GPU and no native bfloat16 on the CPU"
+    if choice != "float32":
+        checks = [check_kernels(choice, n) for n in ((2, 3) if n_dim is None else (n_dim,))]
+        failed = [c for c in checks if not c.ok]
+        if failed:
+            logger.warning("precision 'auto': float32, although %s: the self-test found %s", why,
+                           "; ".join(str(c) for c in failed))
+            return "float32"
+        why += f"; its {'/'.join(f'{c.n_dim}D' for c in checks)} convolution kernels pass the self-test"
     logger.info("precision 'auto': %s (%s)", choice, why)
     return choice
 
@@ -144,10 +162,16 @@ def with_precision(keras_model, precision):
     -------
     keras.Model
 
+    Where this machine's 16-bit kernels fail the self-test
+    (:func:`deepcontrast.models.kernels.check_kernels`) in their gradients only, the body's
+    convolutions compute their gradients in float32 (forward pass still 16-bit), with a logged
+    warning.
+
     Raises
     ------
     ValueError
-        ``'auto'`` (resolve it first), or ``'float16'`` for a 3D network without a GPU.
+        ``'auto'`` (resolve it first), ``'float16'`` for a 3D network without a GPU, or a
+        16-bit forward convolution that fails the self-test on this machine.
     """
     import keras
 
@@ -161,16 +185,40 @@ def with_precision(keras_model, precision):
             raise ValueError("precision 'float16' needs a GPU for a 3D network (TensorFlow has no float16 "
                              "MaxPool3D on the CPU); use precision 'bfloat16', 'float32' or 'auto'")
 
+    grad32 = precision != "float32" and _gradients_need_float32(keras_model, precision)
+
     def clone(layer):
         dtype = "float32" if layer.name in head else _POLICY[precision]
         if isinstance(layer, keras.layers.Lambda):  # its config holds Python bytecode; reuse the function
             return keras.layers.Lambda(layer.function, name=layer.name, dtype=dtype)
-        return type(layer).from_config({**layer.get_config(), "dtype": dtype})
+        cls = standard_layer_class(layer)
+        if grad32 and dtype != "float32" and issubclass(cls, keras.layers.Conv3D if grad32 == 3 else keras.layers.Conv2D):
+            cls = float32_gradient_layer(cls)
+        return cls.from_config({**layer.get_config(), "dtype": dtype})
 
     uncompiled = keras.Model(keras_model.inputs, keras_model.outputs, name=keras_model.name)  # shares the layers
     net = keras.models.clone_model(uncompiled, clone_function=clone)
     net.set_weights(keras_model.get_weights())
     return net
+
+
+def _gradients_need_float32(keras_model, precision):
+    """0, or the dimensionality of the convolutions whose 16-bit gradient kernels fail the self-test.
+
+    Raises a ValueError when even the forward convolution fails.
+    """
+    import keras
+
+    n_dim = 3 if any(isinstance(la, keras.layers.Conv3D) for la in keras_model.layers) else 2
+    check = check_kernels(precision, n_dim)
+    if check.ok:
+        return 0
+    if not check.forward_ok:
+        raise ValueError(f"precision {precision!r} computes wrong convolutions on this machine ({check}); "
+                         "use precision='float32' or 'auto' (which then picks float32)")
+    logger.warning("%s; this network computes its convolution gradients in float32 (forward pass in %s)",
+                   check, precision)
+    return n_dim
 
 
 def training_optimizer(optimizer, precision):

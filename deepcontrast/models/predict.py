@@ -204,7 +204,7 @@ class PredictMixin:
     def _iterate(self, img, axes, normalizer, resizer, n_tiles, n_iter, physical=True, background=None,
                  precision=None):
         if precision is not None:
-            precision = resolve_precision(check_precision(precision))
+            precision = resolve_precision(check_precision(precision), self.config.n_dim)
         self._predict_precision = precision
         try:
             yield from self._iterate_in_precision(img, axes, normalizer, resizer, n_tiles, n_iter, physical,
