@@ -109,6 +109,8 @@ class DegradedRawData(RawData):
             With ``degradation='auto'``: how the images were acquired, when you know it
             (widefield, spinning disk, light sheet: ``'widefield'``), passed to the calibration
             (see :func:`deepcontrast.calibration.calibrate`); 'auto' lets the data decide.
+            It does not make thin widefield samples restorable: their out-of-focus blur does
+            not come from depth (see the README, "What it does not do").
 
         Returns
         -------
