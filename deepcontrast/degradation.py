@@ -10,6 +10,7 @@ import numpy as np
 from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
 from .internals.checks import check_depth, check_number, check_surface
 from ._filters import _blur_mix
+from ._noise import POISSON_GAUSS_SWITCH, _shot_noise  # noqa: F401 (POISSON_GAUSS_SWITCH: documented here)
 
 __all__ = ["DeepTissueDegradation", "slice_depths"]
 
@@ -389,30 +390,6 @@ def slice_depths(n, *, depth=0.0, voxel_size_z=1.0, surface="first"):
     check_surface(surface)
     z = depth + voxel_size_z * np.arange(n, dtype=float)
     return z if surface == "first" else z[::-1]
-
-
-#: expected photon count above which shot noise is drawn from the Gaussian limit of the Poisson
-#: law (same mean and variance; skewness 1/sqrt(count) < 0.23): several times faster than
-#: numpy's Poisson sampler, which dominated data generation
-POISSON_GAUSS_SWITCH = 20.0
-
-
-def _shot_noise(counts, rng):
-    """Poisson-distributed counts (float32), exact below ``POISSON_GAUSS_SWITCH``."""
-    low = counts < POISSON_GAUSS_SWITCH
-    noisy = np.empty_like(counts)
-    n_low = int(np.count_nonzero(low))
-    if n_low == counts.size:
-        return rng.poisson(counts).astype(np.float32)
-    if n_low:
-        noisy[low] = rng.poisson(counts[low])
-    high = ~low if n_low else slice(None)
-    lam = counts[high]
-    lam_noisy = np.sqrt(lam)
-    lam_noisy *= rng.standard_normal(lam.shape, dtype=np.float32)
-    lam_noisy += lam
-    noisy[high] = np.maximum(lam_noisy, 0)
-    return noisy
 
 
 def _length(v):
