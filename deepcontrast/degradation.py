@@ -8,7 +8,8 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
-from .internals.checks import check_depth, check_number, check_surface
+from .internals.checks import check_number, check_surface
+from ._depthmap import blur_mix_map, check_depth_arg
 from ._filters import _blur_mix
 from ._noise import POISSON_GAUSS_SWITCH, _shot_noise  # noqa: F401 (POISSON_GAUSS_SWITCH: documented here)
 
@@ -259,10 +260,15 @@ class DeepTissueDegradation:
             spatial; channels C are degraded independently, S and T are independent images.
         extra_depth : float
             Additional depth in micrometres (>= 0).
-        depth : float
+        depth : float or numpy.ndarray
             Depth (um) of the surface-most slice, or of the plane for a 2D image (default 0).
             For a 2D image it matters: the blur increment grows with the depth the image
-            was taken at.
+            was taken at. Or a depth per voxel (>= 0 um), shaped like the spatial axes of
+            ``img`` in their order (e.g. from :func:`deepcontrast.depth.surface_depth` for a
+            curved sample); each voxel then gets the kernels of its own depth (the model runs
+            at a few bin depths, each voxel interpolating linearly between its two neighbouring
+            bins) and ``surface`` plays no part. A map with one depth per plane gives exactly
+            the result of the same depths given as numbers.
         voxel_size : sequence of float or None
             Micrometres per pixel for each spatial axis in the order they appear in ``axes``
             (e.g. ``(2, 0.5, 0.5)`` for ``'ZYX'``); default 1 for every axis.
@@ -280,13 +286,14 @@ class DeepTissueDegradation:
         ------
         ValueError
             If axes do not match ``img``, ``img`` holds NaN/Inf, ``extra_depth`` or ``depth``
-            is negative, or ``voxel_size`` has the wrong length.
+            is negative (or a depth map has the wrong shape or NaN/Inf), or ``voxel_size`` has
+            the wrong length.
         """
         img, axes = check_image_axes(img, axes)
         d = check_number(extra_depth, "extra_depth")
         if d < 0:
             raise ValueError(f"extra_depth must be >= 0 micrometres, got {extra_depth}")
-        depth = check_depth(depth)
+        depth = check_depth_arg(depth, img.shape, axes)
         vs = spatial_voxel_size(axes, voxel_size)
 
         def params(z):
@@ -304,7 +311,8 @@ class DeepTissueDegradation:
 
         Used to make synthetic data with known truth: slice ``k`` of ``clean`` is seen
         through ``a(z_k)``, ``b(z_k)``, ``s_b(z_k)`` and ``s_h(z_k)``, then ``background`` and
-        noise are added. Parameters as in :meth:`__call__`.
+        noise are added. Parameters as in :meth:`__call__`; with a per-voxel ``depth`` map
+        each voxel is seen through the model at its own depth.
 
         Returns
         -------
@@ -312,6 +320,7 @@ class DeepTissueDegradation:
             float32, same shape as ``clean``.
         """
         clean, axes = check_image_axes(clean, axes)
+        depth = check_depth_arg(depth, clean.shape, axes)
         vs = spatial_voxel_size(axes, voxel_size)
 
         def params(z):
@@ -331,13 +340,16 @@ class DeepTissueDegradation:
             x = x[:, None]
         size = dict(zip((a for a in axes if a in "ZYX"), vs))  # voxel_size follows the order of axes
         vsz, vyx = size.get("Z", 1.0), (size["Y"], size["X"])
-        n_z = x.shape[1]
-        z = slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
-        ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)
+        if np.ndim(depth) == 0:
+            z = slice_depths(x.shape[1], depth=depth, voxel_size_z=vsz, surface=surface)
+            ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)
         out = None
         for i in range(len(x)):
             src = x[i] - np.float32(offset) if offset else x[i]  # never modify the caller's array
-            res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial=has_z, s_oof=s_oof, w_oof=w_oof)
+            if np.ndim(depth):  # a depth per voxel (Z, Y, X)
+                res = blur_mix_map(src, depth, params, vsz, vyx, axial=has_z)
+            else:
+                res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial=has_z, s_oof=s_oof, w_oof=w_oof)
             if out is None:
                 out = np.empty(x.shape, np.float32) if len(x) > 1 else res[None]
             if len(x) > 1:
