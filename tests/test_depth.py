@@ -1,10 +1,10 @@
 """Depth below a curved tissue surface, per voxel: known answers for the forward model with a
-depth map."""
+depth map, and synthetic_spheroid."""
 import numpy as np
 import pytest
 
 from deepcontrast import DeepTissueDegradation
-from deepcontrast.data import synthetic_tissue
+from deepcontrast.data import synthetic_spheroid, synthetic_tissue
 from deepcontrast.degradation import slice_depths
 
 VS = (2.0, 0.5, 0.5)
@@ -94,3 +94,32 @@ def test_depth_map_of_wrong_shape():
     deg = DeepTissueDegradation()
     with pytest.raises(ValueError, match=r"depth map of shape \(8, 8\) does not match the spatial axes 'ZYX'"):
         deg(np.ones((4, 8, 8)), "ZYX", 10.0, depth=np.ones((8, 8)))
+
+
+# -- synthetic_spheroid ------------------------------------------------------------------------
+
+def test_spheroid_depth_is_its_closed_form_and_rendered():
+    shape, vs = (16, 64, 80), (2.0, 0.5, 0.5)
+    deg = DeepTissueDegradation(photons=40)
+    observed, clean, depth = synthetic_spheroid(shape, voxel_size=vs, degradation=deg, rng=5)
+    # the ellipsoid: centre (0.55, 0.5, 0.5), semi-axes (0.5, 0.4, 0.4) of the extent
+    ext = np.asarray(shape) * vs
+    c, r = ext * (0.55, 0.5, 0.5), ext * (0.5, 0.4, 0.4)
+    z, y, x = ((np.arange(n) + 0.5) * v for n, v in zip(shape, vs))
+    rho2 = ((y[:, None] - c[1]) / r[1]) ** 2 + ((x[None] - c[2]) / r[2]) ** 2
+    inside = ((z[:, None, None] - c[0]) / r[0]) ** 2 + rho2[None] <= 1
+    closed = np.where(inside, z[:, None, None] - (c[0] - r[0] * np.sqrt(np.clip(1 - rho2, 0, None)))[None], 0)
+    np.testing.assert_allclose(depth, closed, atol=1e-4)
+    assert depth.dtype == observed.dtype == clean.dtype == np.float32
+    assert np.all(clean[~inside] == 0) and clean[inside].mean() > 0.05
+    # seeded, and rendered through the model with that depth (noise drawn after the structure)
+    again = synthetic_spheroid(shape, voxel_size=vs, degradation=deg, rng=5)
+    np.testing.assert_array_equal(again[0], observed)
+    quiet = synthetic_spheroid(shape, voxel_size=vs, degradation=deg.replace(photons=None), rng=5)[0]
+    np.testing.assert_allclose(quiet, deg.replace(photons=None).render(clean, "ZYX", depth=depth, voxel_size=vs),
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_spheroid_needs_a_3d_shape():
+    with pytest.raises(ValueError, match=r"shape must be \(Z, Y, X\) for a spheroid"):
+        synthetic_spheroid((64, 64))
