@@ -149,9 +149,12 @@ def test_flat_slab_depth_map_gives_todays_result(sample, surface):
     np.testing.assert_array_equal(deg.render(clean, "ZYX", depth=flat, voxel_size=VS), today)
 
 
-def test_binned_depths_are_the_scalar_model_at_a_bin_depth(sample):
+@pytest.mark.parametrize("z_by", ["matmul", "fft"])
+def test_binned_depths_are_the_scalar_model_at_a_bin_depth(sample, z_by, monkeypatch):
     # one voxel deeper sends the map through the binned 3D path; every other voxel sits on a
     # bin depth, where that path must be the scalar machinery itself (3D DCT vs per-slice mixing)
+    if z_by == "fft":  # long stacks transform along Z by FFT
+        monkeypatch.setattr("deepcontrast._depthmap.Z_MATMUL", 1)
     observed, clean = sample
     deg = DeepTissueDegradation(out_of_focus=0.5)
     dmap = np.full(clean.shape, 35.0)
