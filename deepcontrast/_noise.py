@@ -12,6 +12,24 @@ __all__ = []
 POISSON_GAUSS_SWITCH = 20.0
 
 
+def add_noise(out, photons, read_noise, background, rng):
+    """Shot noise (``photons`` per unit of intensity above ``background``) and Gaussian read
+    noise (std ``read_noise``) on the float32 image ``out`` (modified when there is read noise
+    only); ``photons=None`` and ``read_noise=0`` return ``out`` itself."""
+    if photons is None and not read_noise:
+        return out
+    rng = np.random.default_rng(rng)
+    if photons is not None:
+        counts = np.clip(out - np.float32(background), 0, None)
+        counts *= np.float32(photons)
+        noisy = _shot_noise(counts, rng)
+        noisy /= np.float32(photons)
+        out = noisy + np.float32(background)
+    if read_noise:
+        out += rng.normal(0.0, read_noise, size=out.shape).astype(np.float32)
+    return out.astype(np.float32, copy=False)
+
+
 def _shot_noise(counts, rng):
     """Poisson-distributed counts (float32), exact below ``POISSON_GAUSS_SWITCH``."""
     low = counts < POISSON_GAUSS_SWITCH

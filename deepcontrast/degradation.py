@@ -11,7 +11,7 @@ from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
 from .internals.checks import check_number, check_surface
 from ._depthmap import blur_mix_map, check_depth_arg
 from ._filters import _blur_mix
-from ._noise import POISSON_GAUSS_SWITCH, _shot_noise  # noqa: F401 (POISSON_GAUSS_SWITCH: documented here)
+from ._noise import POISSON_GAUSS_SWITCH, add_noise  # noqa: F401 (POISSON_GAUSS_SWITCH: documented here)
 
 __all__ = ["DeepTissueDegradation", "slice_depths"]
 
@@ -361,18 +361,7 @@ class DeepTissueDegradation:
         return np.ascontiguousarray(restore(out))
 
     def _add_noise(self, out, rng):
-        if self.photons is None and not self.read_noise:
-            return out
-        rng = np.random.default_rng(rng)
-        if self.photons is not None:
-            counts = np.clip(out - np.float32(self.background), 0, None)
-            counts *= np.float32(self.photons)
-            noisy = _shot_noise(counts, rng)
-            noisy /= np.float32(self.photons)
-            out = noisy + np.float32(self.background)
-        if self.read_noise:
-            out += rng.normal(0.0, self.read_noise, size=out.shape).astype(np.float32)
-        return out.astype(np.float32, copy=False)
+        return add_noise(out, self.photons, self.read_noise, self.background, rng)
 
 
 def slice_depths(n, *, depth=0.0, voxel_size_z=1.0, surface="first"):
