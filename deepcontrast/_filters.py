@@ -7,6 +7,7 @@ from scipy import fft as sfft
 
 __all__ = []
 
+
 def _axial_kernel(s, n):
     """Offsets and weights of the normalized Gaussian of sigma ``s`` slices on a stack of ``n``.
 

@@ -55,7 +55,9 @@ class DeepTissueDegradation:
     In a stack, slice ``k`` (counted from the surface end, see ``surface``) lies at depth
     ``depth + k * voxel_size_z``; its kernels are those of its own depth (depth-varying lateral
     Gaussians are applied exactly in the DCT domain, one transfer function per slice, with
-    reflective borders; the axial part is an exact non-stationary Gaussian along Z).
+    reflective borders; the axial part is an exact non-stationary Gaussian along Z). For a
+    curved sample give ``depth`` as a map, one depth per voxel (e.g. from
+    :func:`deepcontrast.depth.surface_depth`): each voxel then gets the kernels of its own depth.
 
     Parameters
     ----------
@@ -340,6 +342,7 @@ class DeepTissueDegradation:
             x = x[:, None]
         size = dict(zip((a for a in axes if a in "ZYX"), vs))  # voxel_size follows the order of axes
         vsz, vyx = size.get("Z", 1.0), (size["Y"], size["X"])
+        check_surface(surface)
         if np.ndim(depth) == 0:
             z = slice_depths(x.shape[1], depth=depth, voxel_size_z=vsz, surface=surface)
             ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)

@@ -186,6 +186,11 @@ def test_each_voxel_gets_the_kernels_of_its_own_depth(sample):
             assert err.max() < 0.045 and np.sqrt(np.mean(err**2)) < 0.008
 
 
+def test_bad_surface_with_a_depth_map():
+    with pytest.raises(ValueError, match="surface must be 'first' or 'last'"):
+        DeepTissueDegradation().render(np.ones((4, 8, 8)), "ZYX", depth=np.ones((4, 8, 8)), surface="top")
+
+
 def test_negative_depth_map():
     deg = DeepTissueDegradation()
     with pytest.raises(ValueError, match="depth map must be >= 0"):
