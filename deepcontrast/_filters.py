@@ -7,6 +7,20 @@ from scipy import fft as sfft
 
 __all__ = []
 
+
+def _axial_kernel(s, n):
+    """Offsets and weights of the normalized Gaussian of sigma ``s`` slices on a stack of ``n``.
+
+    Truncated at 4 sigma (at most 4 n); ``None`` when ``s`` is below 1% of a slice (identity).
+    """
+    if s < 1e-2:
+        return None
+    r = int(min(np.ceil(4 * s), 4 * n))
+    offs = np.arange(-r, r + 1)
+    w = np.exp(-0.5 * (offs / s) ** 2)
+    return offs, w / w.sum()
+
+
 def _axial_matrix(sigmas_um, vsz):
     """Rows k: normalized Gaussian of sigma ``sigmas_um[k]`` along Z centred on slice k.
 
@@ -14,16 +28,13 @@ def _axial_matrix(sigmas_um, vsz):
     stays flat. Identity rows where the sigma is below 1% of a slice.
     """
     n = len(sigmas_um)
-    idx = np.arange(n)
     m = np.zeros((n, n), np.float64)
     for k, s in enumerate(np.asarray(sigmas_um, float) / vsz):
-        if s < 1e-2:
+        kernel = _axial_kernel(s, n)
+        if kernel is None:
             m[k, k] = 1.0
             continue
-        r = int(min(np.ceil(4 * s), 4 * n))
-        offs = np.arange(-r, r + 1)
-        w = np.exp(-0.5 * (offs / s) ** 2)
-        w /= w.sum()
+        offs, w = kernel
         j = k + offs
         # reflect (…2 1 0 | 0 1 2 … n-1 | n-1 n-2 …) until inside
         while np.any((j < 0) | (j >= n)):
@@ -31,6 +42,19 @@ def _axial_matrix(sigmas_um, vsz):
             j = np.where(j >= n, 2 * n - j - 1, j)
         np.add.at(m[k], j, w)
     return m.astype(np.float32)
+
+
+def _axial_tf(sigma_um, vsz, n):
+    """DCT-II transfer function (n,) of :func:`_axial_matrix`'s kernel for one sigma on every slice.
+
+    The reflective border makes a stationary convolution diagonal in the DCT-II domain: the
+    kernel's cosine series at the DCT frequencies, so it equals the matrix exactly.
+    """
+    kernel = _axial_kernel(float(sigma_um) / vsz, n)
+    if kernel is None:
+        return np.ones(n)
+    offs, w = kernel
+    return np.cos(2 * np.pi * _dct_freqs(n).astype(float)[:, None] * offs[None]) @ w
 
 
 def _lateral_tf(fy, fx, sy, sx, weight):

@@ -8,8 +8,10 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
-from .internals.checks import check_depth, check_number, check_surface
+from .internals.checks import check_number, check_surface
+from ._depthmap import blur_mix_map, check_depth_arg
 from ._filters import _blur_mix
+from ._noise import POISSON_GAUSS_SWITCH, add_noise  # noqa: F401 (POISSON_GAUSS_SWITCH: documented here)
 
 __all__ = ["DeepTissueDegradation", "slice_depths"]
 
@@ -53,7 +55,9 @@ class DeepTissueDegradation:
     In a stack, slice ``k`` (counted from the surface end, see ``surface``) lies at depth
     ``depth + k * voxel_size_z``; its kernels are those of its own depth (depth-varying lateral
     Gaussians are applied exactly in the DCT domain, one transfer function per slice, with
-    reflective borders; the axial part is an exact non-stationary Gaussian along Z).
+    reflective borders; the axial part is an exact non-stationary Gaussian along Z). For a
+    curved sample give ``depth`` as a map, one depth per voxel (e.g. from
+    :func:`deepcontrast.depth.surface_depth`): each voxel then gets the kernels of its own depth.
 
     Parameters
     ----------
@@ -258,10 +262,15 @@ class DeepTissueDegradation:
             spatial; channels C are degraded independently, S and T are independent images.
         extra_depth : float
             Additional depth in micrometres (>= 0).
-        depth : float
+        depth : float or numpy.ndarray
             Depth (um) of the surface-most slice, or of the plane for a 2D image (default 0).
             For a 2D image it matters: the blur increment grows with the depth the image
-            was taken at.
+            was taken at. Or a depth per voxel (>= 0 um), shaped like the spatial axes of
+            ``img`` in their order (e.g. from :func:`deepcontrast.depth.surface_depth` for a
+            curved sample); each voxel then gets the kernels of its own depth (the model runs
+            at a few bin depths, each voxel interpolating linearly between its two neighbouring
+            bins) and ``surface`` plays no part. A map with one depth per plane gives exactly
+            the result of the same depths given as numbers.
         voxel_size : sequence of float or None
             Micrometres per pixel for each spatial axis in the order they appear in ``axes``
             (e.g. ``(2, 0.5, 0.5)`` for ``'ZYX'``); default 1 for every axis.
@@ -279,13 +288,14 @@ class DeepTissueDegradation:
         ------
         ValueError
             If axes do not match ``img``, ``img`` holds NaN/Inf, ``extra_depth`` or ``depth``
-            is negative, or ``voxel_size`` has the wrong length.
+            is negative (or a depth map has the wrong shape or NaN/Inf), or ``voxel_size`` has
+            the wrong length.
         """
         img, axes = check_image_axes(img, axes)
         d = check_number(extra_depth, "extra_depth")
         if d < 0:
             raise ValueError(f"extra_depth must be >= 0 micrometres, got {extra_depth}")
-        depth = check_depth(depth)
+        depth = check_depth_arg(depth, img.shape, axes)
         vs = spatial_voxel_size(axes, voxel_size)
 
         def params(z):
@@ -303,7 +313,8 @@ class DeepTissueDegradation:
 
         Used to make synthetic data with known truth: slice ``k`` of ``clean`` is seen
         through ``a(z_k)``, ``b(z_k)``, ``s_b(z_k)`` and ``s_h(z_k)``, then ``background`` and
-        noise are added. Parameters as in :meth:`__call__`.
+        noise are added. Parameters as in :meth:`__call__`; with a per-voxel ``depth`` map
+        each voxel is seen through the model at its own depth.
 
         Returns
         -------
@@ -311,6 +322,7 @@ class DeepTissueDegradation:
             float32, same shape as ``clean``.
         """
         clean, axes = check_image_axes(clean, axes)
+        depth = check_depth_arg(depth, clean.shape, axes)
         vs = spatial_voxel_size(axes, voxel_size)
 
         def params(z):
@@ -330,13 +342,17 @@ class DeepTissueDegradation:
             x = x[:, None]
         size = dict(zip((a for a in axes if a in "ZYX"), vs))  # voxel_size follows the order of axes
         vsz, vyx = size.get("Z", 1.0), (size["Y"], size["X"])
-        n_z = x.shape[1]
-        z = slice_depths(n_z, depth=depth, voxel_size_z=vsz, surface=surface)
-        ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)
+        check_surface(surface)
+        if np.ndim(depth) == 0:
+            z = slice_depths(x.shape[1], depth=depth, voxel_size_z=vsz, surface=surface)
+            ra, rb, s_ball, s_haze, s_oof, w_oof = params(z)
         out = None
         for i in range(len(x)):
             src = x[i] - np.float32(offset) if offset else x[i]  # never modify the caller's array
-            res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial=has_z, s_oof=s_oof, w_oof=w_oof)
+            if np.ndim(depth):  # a depth per voxel (Z, Y, X)
+                res = blur_mix_map(src, depth, params, vsz, vyx, axial=has_z)
+            else:
+                res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial=has_z, s_oof=s_oof, w_oof=w_oof)
             if out is None:
                 out = np.empty(x.shape, np.float32) if len(x) > 1 else res[None]
             if len(x) > 1:
@@ -348,18 +364,7 @@ class DeepTissueDegradation:
         return np.ascontiguousarray(restore(out))
 
     def _add_noise(self, out, rng):
-        if self.photons is None and not self.read_noise:
-            return out
-        rng = np.random.default_rng(rng)
-        if self.photons is not None:
-            counts = np.clip(out - np.float32(self.background), 0, None)
-            counts *= np.float32(self.photons)
-            noisy = _shot_noise(counts, rng)
-            noisy /= np.float32(self.photons)
-            out = noisy + np.float32(self.background)
-        if self.read_noise:
-            out += rng.normal(0.0, self.read_noise, size=out.shape).astype(np.float32)
-        return out.astype(np.float32, copy=False)
+        return add_noise(out, self.photons, self.read_noise, self.background, rng)
 
 
 def slice_depths(n, *, depth=0.0, voxel_size_z=1.0, surface="first"):
@@ -389,30 +394,6 @@ def slice_depths(n, *, depth=0.0, voxel_size_z=1.0, surface="first"):
     check_surface(surface)
     z = depth + voxel_size_z * np.arange(n, dtype=float)
     return z if surface == "first" else z[::-1]
-
-
-#: expected photon count above which shot noise is drawn from the Gaussian limit of the Poisson
-#: law (same mean and variance; skewness 1/sqrt(count) < 0.23): several times faster than
-#: numpy's Poisson sampler, which dominated data generation
-POISSON_GAUSS_SWITCH = 20.0
-
-
-def _shot_noise(counts, rng):
-    """Poisson-distributed counts (float32), exact below ``POISSON_GAUSS_SWITCH``."""
-    low = counts < POISSON_GAUSS_SWITCH
-    noisy = np.empty_like(counts)
-    n_low = int(np.count_nonzero(low))
-    if n_low == counts.size:
-        return rng.poisson(counts).astype(np.float32)
-    if n_low:
-        noisy[low] = rng.poisson(counts[low])
-    high = ~low if n_low else slice(None)
-    lam = counts[high]
-    lam_noisy = np.sqrt(lam)
-    lam_noisy *= rng.standard_normal(lam.shape, dtype=np.float32)
-    lam_noisy += lam
-    noisy[high] = np.maximum(lam_noisy, 0)
-    return noisy
 
 
 def _length(v):

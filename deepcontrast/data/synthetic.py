@@ -1,11 +1,11 @@
-"""The built-in sample: a synthetic fluorescent-tissue volume with known clean truth."""
+"""The built-in samples: synthetic fluorescent tissue with known clean truth (and depth)."""
 import numpy as np
 from scipy import ndimage
 
 from ..degradation import DeepTissueDegradation
 from ..internals.checks import check_depth
 
-__all__ = ["synthetic_tissue"]
+__all__ = ["synthetic_tissue", "synthetic_spheroid"]
 
 #: nuclei per cubic micrometre (about a quarter of the volume is nuclei)
 _NUCLEUS_DENSITY = 1 / 1000.0
@@ -66,13 +66,7 @@ def synthetic_tissue(shape=(48, 256, 256), *, voxel_size=(2.0, 0.5, 0.5), degrad
     if depth is None:
         depth = 60.0 if is_2d else 0.0
     depth = check_depth(depth)
-    if degradation is None:
-        degradation = DeepTissueDegradation(photons=50)
-    elif not isinstance(degradation, DeepTissueDegradation):
-        raise ValueError(
-            f"degradation must be a DeepTissueDegradation or None, got {type(degradation).__name__}; "
-            "e.g. DeepTissueDegradation(photons=50)"
-        )
+    degradation = _check_degradation(degradation)
     rng = np.random.default_rng(rng)
     clean = _phantom(shape, vs, rng, slab=is_2d)
     if is_2d:
@@ -81,6 +75,92 @@ def synthetic_tissue(shape=(48, 256, 256), *, voxel_size=(2.0, 0.5, 0.5), degrad
     else:
         observed = degradation.render(clean, "ZYX", depth=depth, voxel_size=vs, surface="first", rng=rng)
     return observed.astype(np.float32, copy=False), clean
+
+
+def synthetic_spheroid(shape=(48, 192, 192), *, voxel_size=(2.0, 0.5, 0.5), degradation=None, rng=0):
+    """A curved sample: tissue inside an ellipsoid, seen at each voxel's own depth, with its truth.
+
+    The structure of :func:`synthetic_tissue` fills an ellipsoid in an empty (black) medium:
+    centred in Y and X with semi-axes 0.4 of the field, its top 5% of the stack's depth below
+    the first slice and its bottom beyond the last one (as a spheroid imaged from above, whose
+    lower part is out of reach). Light from a voxel crosses the tissue above it, so the
+    observed image is ``degradation.render(clean, 'ZYX', depth=depth)`` with the true depth
+    below the ellipsoid's upper surface along Z (the detection axis, first slice up): a
+    curved sample for which slice depths from a flat surface are wrong.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(Z, Y, X)``, each >= 1 (Y and X >= 8).
+    voxel_size : tuple of float
+        Micrometres per voxel, ``(Z, Y, X)``.
+    degradation : DeepTissueDegradation or None
+        Forward model; ``None`` (default) is ``DeepTissueDegradation(photons=50)``.
+    rng : None, int or numpy.random.Generator
+        Randomness of the structure and the noise (default 0: the same sample every time).
+
+    Returns
+    -------
+    observed : numpy.ndarray
+        float32 ``shape``, the sample as seen through the forward model.
+    clean : numpy.ndarray
+        float32 ``shape``, the structure without degradation (0 outside the ellipsoid).
+    depth : numpy.ndarray
+        float32 ``shape``, the true depth (um) of each voxel centre below the ellipsoid's
+        upper surface, 0 outside the ellipsoid.
+
+    Raises
+    ------
+    ValueError
+        If ``shape`` is not 3D or too small, or ``voxel_size`` is malformed.
+
+    Examples
+    --------
+    >>> from deepcontrast.data import synthetic_spheroid
+    >>> observed, clean, depth = synthetic_spheroid((16, 64, 64))
+    >>> observed.shape, depth.dtype, bool(depth[0].max() == 0)
+    ((16, 64, 64), dtype('float32'), True)
+    """
+    if np.ndim(shape) != 1 or len(shape) != 3:
+        raise ValueError(f"shape must be (Z, Y, X) for a spheroid (a 3D sample), got {shape!r}")
+    shape, vs, _ = _check_shape(shape, voxel_size)
+    degradation = _check_degradation(degradation)
+    rng = np.random.default_rng(rng)
+    inside, depth = _ellipsoid(shape, vs)
+    clean = _phantom(shape, vs, rng)
+    clean *= inside
+    observed = degradation.render(clean, "ZYX", depth=depth, voxel_size=vs, rng=rng)
+    return observed.astype(np.float32, copy=False), clean, depth.astype(np.float32)
+
+
+#: the ellipsoid of :func:`synthetic_spheroid` as fractions of the stack's extent (Z, Y, X)
+SPHEROID_CENTRE = (0.55, 0.5, 0.5)
+SPHEROID_SEMI_AXES = (0.5, 0.4, 0.4)
+
+
+def _ellipsoid(shape, vs):
+    """``(inside, depth)`` of the spheroid: voxel centres inside the ellipsoid, and their depth
+    (um) below its upper surface along Z (0 outside)."""
+    extent = np.asarray(shape) * np.asarray(vs)
+    c, r = extent * SPHEROID_CENTRE, extent * SPHEROID_SEMI_AXES
+    z, y, x = ((np.arange(n) + 0.5) * v for n, v in zip(shape, vs))
+    rho2 = ((y[:, None] - c[1]) / r[1]) ** 2 + ((x[None, :] - c[2]) / r[2]) ** 2  # (Y, X)
+    half = r[0] * np.sqrt(np.clip(1 - rho2, 0, None))  # half-height of the ellipsoid over each column
+    inside = np.abs(z[:, None, None] - c[0]) <= half
+    inside &= (rho2 < 1)[None]
+    depth = np.where(inside, z[:, None, None] - (c[0] - half), 0.0)
+    return inside, depth
+
+
+def _check_degradation(degradation):
+    if degradation is None:
+        return DeepTissueDegradation(photons=50)
+    if not isinstance(degradation, DeepTissueDegradation):
+        raise ValueError(
+            f"degradation must be a DeepTissueDegradation or None, got {type(degradation).__name__}; "
+            "e.g. DeepTissueDegradation(photons=50)"
+        )
+    return degradation
 
 
 def _check_shape(shape, voxel_size):
