@@ -104,7 +104,7 @@ def tile_stats(stack, dmap, vs, offset, noise, tissue=None):
 
     b0 = int(bins[valid].min())
     n_rows = int(bins[valid].max()) - b0 + 1  # one row per depth bin, contiguous (lags count in rows)
-    n_lags = int(min(n_z - 1, np.clip(np.ceil(24.0 / vz), 4, 64)))
+    n_lags = int(min(n_z - 1, n_rows - 1, np.clip(np.ceil(24.0 / vz), 4, 64)))  # lags in rows too
     mean_sum, n_tiles, depth_sum = np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
     power, nvar = np.zeros((n_rows, N_FREQ_BINS)), np.zeros(n_rows)
     cross, n_cross = np.zeros((n_rows, n_lags + 1, N_FREQ_BINS)), np.zeros((n_rows, n_lags + 1))
@@ -132,6 +132,8 @@ def tile_stats(stack, dmap, vs, offset, noise, tissue=None):
             for key, (s, _) in specs[k].items():
                 if key in prev:
                     s0, r0 = prev[key]
+                    if r0 + lag >= n_rows:  # a partner below the deepest row: no pair of rows
+                        continue
                     cross[r0, lag] += (np.real(s0 * np.conj(s)).ravel() @ onehot) / wnorm
                     n_cross[r0, lag] += 1
         specs.pop(k - n_lags, None)
