@@ -198,7 +198,9 @@ class DeepTissueDegradation:
         axes : str
             Axes of each image, e.g. ``'YX'`` or ``'ZYX'``.
         voxel_size, surface, depth
-            As in :meth:`__call__`; needed to turn slice indices into depths.
+            As in :meth:`__call__`; needed to turn slice indices into depths. ``depth`` may
+            also be a per-voxel map (or a list, one per image) and ``surface`` 'auto' or
+            'auto-last' (each voxel's depth below the surface found in the stack): curved samples.
         microscope : {'auto', 'point-scanning', 'widefield'}
             How the stack was acquired, when you know it (see
             :func:`deepcontrast.calibration.calibrate`).

@@ -11,7 +11,11 @@ from scipy import ndimage
 from .internals.axes import axes_last, check_image_axes, spatial_voxel_size, to_planes
 from .internals.checks import check_number, check_surface
 
-__all__ = ["surface_depth", "find_tissue"]
+__all__ = ["surface_depth", "find_tissue", "resolve_depth", "AUTO_SURFACES"]
+
+#: ``surface`` values that find the tissue's own surface in the stack (:func:`resolve_depth`),
+#: with the end of Z that faces the objective
+AUTO_SURFACES = {"auto": "first", "auto-last": "last"}
 
 #: Gaussian smoothing (um, every axis) of the stack before it is thresholded into tissue
 TISSUE_SMOOTH = 2.0
@@ -115,6 +119,56 @@ def surface_depth(stack, axes, *, voxel_size=None, surface="first", mask=None, s
     if surface == "last":
         depth = depth[::-1]
     return np.ascontiguousarray(axes_last(depth, "ZYX", spatial)[0])
+
+
+def resolve_depth(stack, axes, *, voxel_size=None, surface="first", depth=0.0):
+    """The ``depth`` and ``surface`` to give the forward model, with ``surface='auto'`` resolved.
+
+    ``surface='auto'`` (light entering at the first slice) or ``'auto-last'`` (at the last):
+    the depth of each voxel below the tissue's own surface, found from ``stack`` by
+    :func:`surface_depth` (a flat sample that fills the field gets exactly its slice depths);
+    ``depth`` must then be 0. Any other ``surface`` passes ``depth`` and ``surface`` through.
+
+    Parameters
+    ----------
+    stack : numpy.ndarray
+        Raw stack with Z (for 'auto').
+    axes : str
+        Axes of ``stack``.
+    voxel_size : sequence of float or None
+        Micrometres per voxel for each spatial axis in the order of ``axes``.
+    surface : {'first', 'last', 'auto', 'auto-last'}
+        Which end of Z is the surface, or 'auto'/'auto-last' to find the surface.
+    depth : float or numpy.ndarray
+        Depth of the surface-most slice, or a per-voxel map (not with 'auto').
+
+    Returns
+    -------
+    depth : float or numpy.ndarray
+        A number, or a per-voxel map shaped like the spatial axes of ``stack``.
+    surface : str
+        'first' or 'last'.
+
+    Raises
+    ------
+    ValueError
+        If 'auto' is combined with a depth other than 0, or :func:`surface_depth` fails.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> stack = np.zeros((6, 32, 32)); stack[2:, 8:24, 8:24] = 1
+    >>> dmap, surface = resolve_depth(stack, 'ZYX', surface='auto')
+    >>> dmap.shape, surface
+    ((6, 32, 32), 'first')
+    """
+    if surface not in AUTO_SURFACES:
+        return depth, surface
+    if np.ndim(depth) or depth != 0:
+        raise ValueError(f"surface={surface!r} finds each voxel's depth from the stack: leave depth at 0 "
+                         "(or give your own depth map with surface='first' or 'last')")
+    end = AUTO_SURFACES[surface]
+    return surface_depth(stack, axes, voxel_size=voxel_size, surface=end), end
 
 
 def find_tissue(vol, voxel_size=(1.0, 1.0, 1.0)):

@@ -105,3 +105,27 @@ def test_datagen_microscope_goes_to_the_calibration(raw_dir, tmp_path, capsys):
     lone = tmp_path / "lone.npz"
     assert main(args(raw_dir, lone, "--microscope", "widefield")) != 0
     assert "add --calibrate" in capsys.readouterr().err and not lone.exists()
+
+
+def test_datagen_surface_auto_records_the_depth_maps(tmp_path):
+    from deepcontrast.data import synthetic_spheroid
+
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    tifffile.imwrite(raw / "s.tif", synthetic_spheroid((8, 48, 48), rng=0)[0])
+    out = tmp_path / "auto.npz"
+    assert main(args(raw, out, "--surface", "auto")) == 0
+    s = load_settings(out)
+    assert s["surface"] == "auto"
+    assert s["depth_map"] == {"source": "surface_depth(surface='first') of each image", "surface": "first"}
+    flat = tmp_path / "flat.npz"
+    assert main(args(raw, flat)) == 0
+    assert load_settings(flat)["depth_map"] is None
+    (Xa, _), _, _ = load_training_data(out)
+    (Xf, _), _, _ = load_training_data(flat)
+    assert Xa.shape == Xf.shape and not np.array_equal(Xa, Xf)
+
+
+def test_datagen_surface_auto_with_subvolumes(raw_dir, tmp_path, capsys):
+    assert main(args(raw_dir, tmp_path / "x.npz", "--surface", "auto", "--subvolume-size", "4,32,32")) == 1
+    assert "sub-volumes" in capsys.readouterr().err

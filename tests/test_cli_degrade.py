@@ -126,3 +126,26 @@ def test_outputs_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "o.tif").stat().st_mode & 0o777 == 0o644
+
+
+def test_degrade_surface_auto_uses_the_depth_below_the_found_surface(tmp_path):
+    from deepcontrast.data import synthetic_spheroid
+    from deepcontrast.depth import surface_depth
+
+    img = synthetic_spheroid((8, 48, 48), rng=0)[0]
+    src, dst = tmp_path / "in.tif", tmp_path / "out.tif"
+    tifffile.imwrite(src, img)
+    assert main(["degrade", str(src), str(dst), "--axes", "ZYX", "--extra-depth", "20", "--voxel-size", "2,0.5,0.5",
+                 "--surface", "auto"]) == 0
+    dmap = surface_depth(img, "ZYX", voxel_size=(2, 0.5, 0.5))
+    expected = DeepTissueDegradation()(img, "ZYX", 20, depth=dmap, voxel_size=(2, 0.5, 0.5))
+    np.testing.assert_allclose(tifffile.imread(dst), expected, rtol=1e-6)
+    assert not np.allclose(expected, DeepTissueDegradation()(img, "ZYX", 20, voxel_size=(2, 0.5, 0.5)))
+
+
+def test_degrade_surface_auto_with_a_depth(tmp_path, capsys):
+    src = tmp_path / "in.tif"
+    tifffile.imwrite(src, np.random.default_rng(0).random((4, 16, 16)).astype(np.float32))
+    assert main(["degrade", str(src), str(tmp_path / "o.tif"), "--axes", "ZYX", "--extra-depth", "5",
+                 "--surface", "auto", "--depth", "10"]) == 1
+    assert "leave depth at 0" in capsys.readouterr().err

@@ -129,3 +129,17 @@ def test_microscope_reaches_the_calibration_of_an_input_stack(tmp_path):
     data = steps.make_training_data(s, sample, tmp_path / "data", 1)
     settings = load_settings(data.paths["training_data"])
     assert settings["calibration"]["mode"] == "widefield"
+
+
+def test_surface_auto_reaches_the_training_data_of_an_input_stack(tmp_path):
+    from deepcontrast.data import load_settings, synthetic_tissue
+    from deepcontrast.demo import steps
+    from deepcontrast.demo.settings import demo_settings
+
+    s = demo_settings(quick=True)
+    stack, _ = synthetic_tissue((12, 64, 64), rng=0)  # fills the field: the map found is flat (wiring only)
+    sample = steps.load_sample(s, stack, "ZYX", (2.0, 0.5, 0.5), "auto", 0.0, 0, tmp_path)
+    data = steps.make_training_data(s, sample, tmp_path / "data", 1)
+    settings = load_settings(data.paths["training_data"])
+    assert settings["surface"] == "auto" and settings["depth_map"]["surface"] == "first"
+    assert settings["calibration"]["inputs"]["depth_map"]["source"] == "surface_depth(surface='first')"

@@ -163,7 +163,10 @@ def fit_noise(planes, *, n_bins=24, min_blocks=8):
         pixel_floor = dark
     bm, bv, bn, bt = _binned_points(means, var, third, struct, n_bins, min_blocks)
     out = NoiseFit(offset=offset, bins={"mean": bm.tolist(), "var": bv.tolist()}, n_blocks=int(len(means)))
-    typical = float(np.sqrt(max(np.median(var), 0.0)))
+    # blocks of exact zeros (a black medium around a spheroid or embryo: Poisson counts of no light)
+    # say nothing about the noise; with most of the field black they would make the median 0
+    noisy = var[var > 0] if np.count_nonzero(var > 0) >= 2 * min_blocks else var
+    typical = float(np.sqrt(max(np.median(noisy), 0.0)))
     if typical == 0 or typical < 1e-6 * max(abs(float(np.max(means))), 1e-30):
         out.update(photons=None, photons_se=None, read_noise=0.0, read_noise_se=0.0, slope=0.0, intercept=0.0,
                    status="noise-free")

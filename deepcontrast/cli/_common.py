@@ -3,6 +3,13 @@ import os
 from pathlib import Path
 
 
+#: --surface choices: 'auto'/'auto-last' find each voxel's depth below the tissue's own surface
+SURFACES = ("first", "last", "auto", "auto-last")
+SURFACE_HELP = ("which end of Z is the tissue surface; auto (auto-last): light enters at the first (last) slice "
+                "and each voxel's depth below the tissue's own, possibly curved, surface is found in the stack "
+                "(spheroids, organoids, embryos)")
+
+
 def parse_floats(text, name):
     """Parse ``'2,0.5,0.5'`` into a tuple of floats; raise a ValueError naming ``name``."""
     try:

@@ -9,7 +9,7 @@ instead. The npz is written atomically, with its settings side file
 """
 import logging
 
-from ._common import check_output, parse_floats, parse_range
+from ._common import SURFACE_HELP, SURFACES, check_output, parse_floats, parse_range
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def add_parser(sub):
     p.add_argument("--extra-depth", default="10:40", help="extra depth in um, a number or a range LOW:HIGH (default 10:40)")
     p.add_argument("--n-degradations", type=int, default=1, help="degraded copies per raw image (default 1)")
     p.add_argument("--voxel-size", help="um per pixel for each spatial axis, e.g. 2,0.5,0.5 (default 1; 2,0.5,0.5 for --sample)")
-    p.add_argument("--surface", choices=("first", "last"), default="first", help="which end of Z is the tissue surface")
+    p.add_argument("--surface", choices=SURFACES, default="first", help=SURFACE_HELP)
     p.add_argument("--depth", type=float, default=0.0, help="depth (um) of the surface-most slice, or of 2D planes (default 0)")
     p.add_argument("--pattern", default="*.tif*", help="glob pattern of the images in each RAW_DIR (default '*.tif*')")
     noise = p.add_mutually_exclusive_group()

@@ -1,6 +1,6 @@
 """``deepcontrast degrade``: apply the forward model to one image file."""
 from ..internals.tiff import read_tiff, write_tiff
-from ._common import check_output, parse_floats
+from ._common import SURFACE_HELP, SURFACES, check_output, parse_floats
 
 
 def add_parser(sub):
@@ -15,7 +15,7 @@ def add_parser(sub):
     p.add_argument("--extra-depth", type=float, required=True, help="additional depth in micrometres")
     p.add_argument("--depth", type=float, default=0.0, help="depth (um) of the surface-most slice (default 0)")
     p.add_argument("--voxel-size", help="um per pixel for each spatial axis, e.g. 2,0.5,0.5 (default 1)")
-    p.add_argument("--surface", choices=("first", "last"), default="first", help="which end of Z is the tissue surface")
+    p.add_argument("--surface", choices=SURFACES, default="first", help=SURFACE_HELP)
     p.add_argument("--photons", type=float, default=None, help="photons per unit intensity for shot noise (default: none)")
     p.add_argument("--read-noise", type=float, default=0.0, help="Gaussian read noise, intensity units (default 0)")
     p.add_argument("--seed", type=int, default=None, help="seed for the noise")
@@ -29,8 +29,11 @@ def run(args):
     out = check_output(args.output, args.overwrite, inputs=[args.input])
     img, scale = read_tiff(args.input, with_scale=True)
     vs = parse_floats(args.voxel_size, "--voxel-size") if args.voxel_size else None
+    from ..depth import resolve_depth
+
     deg = DeepTissueDegradation(photons=args.photons, read_noise=args.read_noise)
-    y = deg(img, args.axes, args.extra_depth, depth=args.depth, voxel_size=vs, surface=args.surface, rng=args.seed)
+    depth, surface = resolve_depth(img, args.axes, voxel_size=vs, surface=args.surface, depth=args.depth)
+    y = deg(img, args.axes, args.extra_depth, depth=depth, voxel_size=vs, surface=surface, rng=args.seed)
     axes = args.axes.upper()
     if vs is not None:  # the forward model used these sizes (um): so does the output's calibration
         scale = dict(zip([a for a in axes if a in "ZYX"], vs), unit="um")

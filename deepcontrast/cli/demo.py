@@ -1,5 +1,5 @@
 """``deepcontrast demo``: the whole workflow in one command (see :func:`deepcontrast.demo.run_demo`)."""
-from ._common import parse_floats
+from ._common import SURFACE_HELP, SURFACES, parse_floats
 
 
 def add_parser(sub):
@@ -17,7 +17,7 @@ def add_parser(sub):
     p.add_argument("--input", metavar="STACK.tif", help="your own stack instead of the built-in sample (no ground truth)")
     p.add_argument("--axes", help="axes of --input, e.g. ZYX or YX (required with --input)")
     p.add_argument("--voxel-size", help="um per pixel of --input for each spatial axis, e.g. 2,0.5,0.5")
-    p.add_argument("--surface", choices=("first", "last"), default="first", help="which end of Z is the tissue surface")
+    p.add_argument("--surface", choices=SURFACES, default="first", help=SURFACE_HELP)
     p.add_argument("--depth", type=float, default=0.0, help="depth (um) of the surface-most slice of --input (default 0)")
     p.add_argument("--microscope", choices=("auto", "point-scanning", "widefield"), default="auto",
                    help="how --input was acquired, for calibrating the forward model (widefield also for spinning "

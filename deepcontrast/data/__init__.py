@@ -10,7 +10,8 @@
 * :func:`per_slice`: 2D training data from the planes of stacks, and
   :class:`SlicePercentileNormalizer` to normalize each plane on its own (TensorFlow-free).
 """
-from .generate import DegradedRawData, create_patches
+from .generate import DegradedRawData
+from .patches import create_patches
 from .settings import load_settings, save_settings, settings_path
 from .normalize import SlicePercentileNormalizer
 from .planes import per_slice

@@ -1,27 +1,23 @@
-"""Training pairs from raw images alone: :class:`DegradedRawData` and :func:`create_patches`."""
-import contextlib
+"""Training pairs from raw images alone: :class:`DegradedRawData` (patches: :mod:`.patches`)."""
 import logging
 from pathlib import Path
 
 import numpy as np
 from csbdeep.data import RawData
-from csbdeep.data import create_patches as _csbdeep_create_patches
-from csbdeep.io import save_training_data
 from csbdeep.utils import axes_check_and_normalize
 from tqdm.auto import tqdm
 
 from ..internals.axes import check_image_axes
 from ..degradation import DeepTissueDegradation
-from ..internals.files import atomic_write
 from ..internals.tiff import read_tiff, tiff_shape
-from .settings import settings_path, save_settings
-from ..internals.checks import check_depth, check_extra_depth, check_surface
+from .depthmaps import DepthPlan
+from ..internals.checks import check_depth, check_extra_depth
 from .transform import (as_degradation, check_n_degradations, check_voxel_size, degrade_pairs, distortions_name,
                         warn_if_noise_free)
 from .subvolumes import sample_subvolumes
 from .volume import open_volume
 
-__all__ = ["DegradedRawData", "create_patches"]
+__all__ = ["DegradedRawData"]
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +43,9 @@ class DegradedRawData(RawData):
     settings : dict
         JSON-serializable record of how the pairs are made: ``degradation`` (parameters),
         ``extra_depth`` (``[low, high]``), ``n_degradations``, ``voxel_size``, ``surface``,
-        ``depth``, ``axes`` and ``calibration`` (the calibration report for
-        ``degradation='auto'``, else None). :func:`deepcontrast.data.create_patches` saves it
+        ``depth``, ``axes``, ``calibration`` (the calibration report for
+        ``degradation='auto'``, else None) and ``depth_map`` (how per-voxel depth maps were
+        made, e.g. ``{'source': "surface_depth(surface='first') of each image", ...}``, or None). :func:`deepcontrast.data.create_patches` saves it
         next to the training data so the model can store it.
     degradation : DeepTissueDegradation
         The forward model used.
@@ -61,7 +58,7 @@ class DegradedRawData(RawData):
     @classmethod
     def from_folder(cls, basepath, source_dirs, axes, degradation, extra_depth, *, n_degradations=1, voxel_size=None,
                     surface="first", depth=0.0, pattern="*.tif*", subvolume_size=None, n_subvolumes=1, rng=None,
-                    microscope="auto"):
+                    microscope="auto", depth_map=None):
         """Pairs from the raw TIFF images in ``basepath/<source_dir>/<pattern>``.
 
         Images are read from disk one at a time while the generator runs (never all at once,
@@ -87,8 +84,12 @@ class DegradedRawData(RawData):
             Degraded copies per raw image, each with its own extra depth and noise.
         voxel_size : sequence of float or None
             Micrometres per pixel for each spatial axis of ``axes`` (default 1).
-        surface : {'first', 'last'}
-            Which end of Z is the tissue surface.
+        surface : {'first', 'last', 'auto', 'auto-last'}
+            Which end of Z is the tissue surface; 'auto' ('auto-last'): the light enters at
+            the first (last) slice and each image is degraded at each voxel's own depth below
+            the tissue's surface found in it (:func:`deepcontrast.depth.surface_depth`), for
+            curved samples (spheroids, organoids, embryos). Patches then come from those
+            degraded images as from any other.
         depth : float
             Depth (um) of the surface-most slice (3D) or of the plane (2D). For 2D images it
             matters: the blur increment grows with the depth the image was taken at.
@@ -111,6 +112,12 @@ class DegradedRawData(RawData):
             (see :func:`deepcontrast.calibration.calibrate`); 'auto' lets the data decide.
             It does not make thin widefield samples restorable: their out-of-focus blur does
             not come from depth (see the README, "What it does not do").
+
+        depth_map : numpy.ndarray, list of numpy.ndarray or None
+            Your own depth (um) per voxel, shaped like the spatial axes of the images: one map
+            for every image, or a list with one per image (in sorted file order); ``surface``
+            then says which end faces the objective. The settings record how the maps were
+            made (``depth_map``), not the arrays. Not with ``subvolume_size``.
 
         Returns
         -------
@@ -159,11 +166,12 @@ class DegradedRawData(RawData):
         desc = f"{basepath}: sources={[str(s) for s in source_dirs]}, axes='{axes}', pattern='{pattern}'"
         sub = (subvolume_size, n_subvolumes, [open_volume(f) for f in files] if subvolume_size is not None else None)
         return cls._build(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
-                          microscope, desc, _first_images(loaders), sub)
+                          microscope, desc, _first_images(loaders), sub, depth_map)
 
     @classmethod
     def from_arrays(cls, images, axes, degradation, extra_depth, *, n_degradations=1, voxel_size=None,
-                    surface="first", depth=0.0, subvolume_size=None, n_subvolumes=1, rng=None, microscope="auto"):
+                    surface="first", depth=0.0, subvolume_size=None, n_subvolumes=1, rng=None, microscope="auto",
+                    depth_map=None):
         """Pairs from raw images in memory or read lazily (zarr, dask, OME-Zarr or TIFF paths).
 
         Parameters
@@ -172,7 +180,7 @@ class DegradedRawData(RawData):
             One raw image (``ndim == len(axes)``) or several (possibly of different shapes): numpy
             arrays, or volumes read lazily (``zarr``/``dask`` arrays, paths of zarr/OME-Zarr
             folders or TIFFs), which are read only while the generator runs.
-        axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, subvolume_size, n_subvolumes, rng, microscope
+        axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, subvolume_size, n_subvolumes, rng, microscope, depth_map
             As in :meth:`from_folder` (``'auto'`` calibrates on all images; on a lazily read
             volume that means reading it, so calibrate on a part of it instead).
 
@@ -215,17 +223,17 @@ class DegradedRawData(RawData):
                 volumes.append(vol)
         return cls._build(loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
                           microscope, "arrays", lambda: [load() for _, load, _ in loaders],
-                          (subvolume_size, n_subvolumes, volumes))
+                          (subvolume_size, n_subvolumes, volumes), depth_map)
 
     @classmethod
     def _build(cls, loaders, axes, degradation, extra_depth, n_degradations, voxel_size, surface, depth, rng,
-              microscope, description, calibration_images, sub=(None, 1, None)):
+              microscope, description, calibration_images, sub=(None, 1, None), depth_map=None):
         lo, hi = check_extra_depth(extra_depth)
         n = check_n_degradations(n_degradations)
         depth = check_depth(depth)
-        check_surface(surface)
+        plan = DepthPlan(surface, depth, depth_map, len(loaders), sub[0] is not None)
         vs = check_voxel_size(axes, voxel_size)
-        deg, calibration = _resolve_degradation(degradation, microscope, calibration_images, axes, vs, surface, depth)
+        deg, calibration = _resolve_degradation(degradation, microscope, calibration_images, axes, vs, plan)
         seed = int(np.random.default_rng(rng).integers(2**63))  # as deep_tissue_distortions seeds itself
         offsets = [0.0] * len(loaders)
         if sub[0] is not None:
@@ -233,14 +241,14 @@ class DegradedRawData(RawData):
                                                  vs, surface, seed)
 
         def _raw_pairs():
-            for (name, load, _), offset in tqdm(list(zip(loaders, offsets)), desc="degrading raw images",
-                                                unit="image", leave=False):
+            for i, ((name, load, _), offset) in enumerate(tqdm(list(zip(loaders, offsets)), desc="degrading raw images",
+                                                               unit="image", leave=False)):
                 img = load()
-                yield img, img, axes, None, depth + offset
+                yield img, img, axes, None, plan.for_image(i, img, axes, vs, offset)
 
         def _gen():
             # re-raise errors from the forward model with the image they concern
-            it = degrade_pairs(deg, _raw_pairs(), (lo, hi), n, vs, surface, seed)
+            it = degrade_pairs(deg, _raw_pairs(), (lo, hi), n, vs, plan.end, seed)
             names = iter([name for name, _, _ in loaders for _ in range(n)])
             while True:
                 name = next(names, "?")
@@ -265,13 +273,14 @@ class DegradedRawData(RawData):
             "depth": depth,
             "axes": axes,
             "calibration": calibration,
+            "depth_map": plan.record(),
         }
         if sub[0] is not None:
             self.settings.update(subvolume_size=[int(v) for v in sub[0]], n_subvolumes=int(sub[1]))
         return self
 
 
-def _resolve_degradation(degradation, microscope, calibration_images, axes, vs, surface, depth):
+def _resolve_degradation(degradation, microscope, calibration_images, axes, vs, plan):
     """The training degradation (calibrated on the images for 'auto') and the calibration report (or None)."""
     deg = as_degradation(degradation)
     if microscope != "auto" and deg != "auto":
@@ -279,94 +288,14 @@ def _resolve_degradation(degradation, microscope, calibration_images, axes, vs, 
                          "degradation='auto' with it, or drop it (a given degradation already says out_of_focus)")
     calibration = None
     if deg == "auto":
-        deg, report = DeepTissueDegradation.calibrate(calibration_images(), axes, voxel_size=vs, surface=surface,
-                                                      depth=depth, microscope=microscope)
+        images = calibration_images()
+        depth, surface = plan.calibration_depth(len(images))
+        deg, report = DeepTissueDegradation.calibrate(images, axes, voxel_size=vs, surface=surface, depth=depth,
+                                                      microscope=microscope)
         calibration = report.to_dict()
         log.info("calibrated degradation: %s", deg)
     warn_if_noise_free(deg)
     return deg, calibration
-
-
-def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None, overwrite=True, rng=None, **kwargs):
-    """:func:`csbdeep.data.create_patches`, plus the settings side file and up-front checks.
-
-    Calls CSBDeep's ``create_patches`` unchanged (so ``transforms``, ``patch_filter``,
-    ``normalization``, ``shuffle``, ``verbose`` work as there). In addition:
-
-    * for a :class:`DegradedRawData`, the patch size is checked against every image before any
-      patch is extracted;
-    * ``save_file`` is written atomically (temp file, then rename: nothing half-written), and
-      ``raw_data.settings`` goes to :func:`settings_path` ``(save_file)``, e.g.
-      ``data/my_training_data.settings.json``, so training can store it with the model
-      (read it with :func:`load_settings`).
-
-    Parameters
-    ----------
-    raw_data : csbdeep.data.RawData
-        Usually a :class:`DegradedRawData`.
-    patch_size : tuple of int
-        Patch shape, one entry per axis of the images (or of ``patch_axes``).
-    n_patches_per_image : int
-        Patches per (degraded) image.
-    save_file : str or pathlib.Path or None
-        Where to save the patches (``.npz``, as :func:`csbdeep.io.save_training_data`).
-    overwrite : bool
-        Replace an existing ``save_file`` (default True, as CSBDeep does); with False an
-        existing file raises FileExistsError before any work is done.
-    rng : None, int or numpy.random.Generator
-        Makes patch positions and shuffling reproducible. CSBDeep draws them from NumPy's
-        global random state; with ``rng`` given, that state is seeded from ``rng`` for the
-        call and restored afterwards. ``None`` leaves CSBDeep's behaviour unchanged.
-    **kwargs
-        Passed on to :func:`csbdeep.data.create_patches`.
-
-    Returns
-    -------
-    X, Y : numpy.ndarray
-        Input (degraded) and target (raw) patches, normalized.
-    XY_axes : str
-        Their axes, e.g. ``'SCZYX'``.
-
-    Raises
-    ------
-    ValueError
-        If ``patch_size`` does not fit the images (names the image, its shape and the axis).
-    FileExistsError
-        If ``save_file`` exists and ``overwrite`` is False.
-
-    Examples
-    --------
-    >>> from deepcontrast import DeepTissueDegradation
-    >>> from deepcontrast.data import DegradedRawData, synthetic_tissue, load_settings
-    >>> raw_data = DegradedRawData.from_arrays(synthetic_tissue((64, 64))[0], 'YX',
-    ...                                        DeepTissueDegradation(photons=50), (10, 40), rng=0)
-    >>> X, Y, axes = create_patches(raw_data, (32, 32), 8, save_file='data/pairs.npz',
-    ...                             verbose=False)  # doctest: +SKIP
-    >>> load_settings('data/pairs.npz')['extra_depth']  # doctest: +SKIP
-    [10.0, 40.0]
-    """
-    _check_patch_size(raw_data, patch_size, kwargs.get("patch_axes"))
-    if isinstance(n_patches_per_image, bool) or not isinstance(n_patches_per_image, (int, np.integer)) \
-            or n_patches_per_image < 1:
-        raise ValueError(f"n_patches_per_image must be an integer >= 1, got {n_patches_per_image!r}")
-    npz = None
-    if save_file is not None:
-        npz = Path(save_file).with_suffix(".npz")
-        if npz.exists() and not overwrite:
-            raise FileExistsError(f"training data file {npz} exists; pass overwrite=True or choose another save_file")
-    with _csbdeep_random_state(rng):
-        X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
-    if npz is not None:
-        atomic_write(npz, lambda tmp: save_training_data(tmp, X, Y, axes))
-        settings = getattr(raw_data, "settings", None)
-        if settings is not None:
-            save_settings(npz, settings)
-            log.info("saved %s and %s", npz, settings_path(npz))
-        else:
-            log.info("saved %s", npz)
-            if settings_path(npz).exists():
-                log.warning("%s is left from earlier data and does not describe %s", settings_path(npz), npz)
-    return X, Y, axes
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -393,54 +322,3 @@ def _check_axes(axes):
     if "Y" not in axes or "X" not in axes:
         raise ValueError(f"axes {axes!r} must contain both Y and X")
     return axes
-
-
-def _check_patch_size(raw_data, patch_size, patch_axes):
-    try:
-        patch_size = tuple(int(p) for p in patch_size)
-    except (TypeError, ValueError):
-        raise ValueError(f"patch_size must be a tuple of integers, e.g. (16, 64, 64), got {patch_size!r}") from None
-    if any(p < 1 for p in patch_size):
-        raise ValueError(f"patch_size entries must be >= 1, got {patch_size}")
-    shapes = getattr(raw_data, "shapes", None)
-    axes = (getattr(raw_data, "settings", None) or {}).get("axes")
-    if shapes is None or axes is None:
-        return
-    p_axes = axes if patch_axes is None else axes_check_and_normalize(patch_axes)
-    if len(patch_size) != len(p_axes):
-        raise ValueError(
-            f"patch_size {patch_size} has {len(patch_size)} entries but the images have axes {p_axes!r}; "
-            "give one patch size per axis"
-        )
-    if set(p_axes) != set(axes):
-        return  # a transform changes the axes; leave the check to CSBDeep
-    smallest = {a: min(s[axes.index(a)] for s in shapes) for a in axes}
-    for name, shape in zip(raw_data.names, shapes):
-        for a, p in zip(p_axes, patch_size):
-            n = shape[axes.index(a)]
-            if p > n:
-                fit = tuple(min(q, smallest[b]) for b, q in zip(p_axes, patch_size))
-                raise ValueError(
-                    f"patch_size {patch_size} is larger than {name} of shape {shape} along {a} ({p} > {n}); "
-                    f"use a patch size that fits every image, e.g. {fit}"
-                )
-
-
-@contextlib.contextmanager
-def _csbdeep_random_state(rng):
-    """Seed numpy's *global* generator from ``rng`` for the duration, then restore it.
-
-    csbdeep's ``create_patches`` draws patch positions from the global ``np.random`` and offers
-    no generator argument; this is the only way to make it reproducible from our ``rng``
-    without copying it. The caller's global state is left exactly as it was. ``rng=None``
-    leaves the global generator untouched.
-    """
-    if rng is None:
-        yield
-        return
-    state = np.random.get_state()
-    np.random.seed(int(np.random.default_rng(rng).integers(2**32)))  # csbdeep reads the global state
-    try:
-        yield
-    finally:
-        np.random.set_state(state)

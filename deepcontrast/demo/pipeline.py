@@ -52,8 +52,11 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
         Axes of ``input``, e.g. ``'ZYX'`` or ``'YX'``.
     voxel_size : sequence of float or None
         Micrometres per pixel of ``input`` per spatial axis, e.g. ``(2, 0.5, 0.5)``.
-    surface : {'first', 'last'}
-        Which end of Z of ``input`` is the tissue surface.
+    surface : {'first', 'last', 'auto', 'auto-last'}
+        Which end of Z of ``input`` is the tissue surface; 'auto' ('auto-last'): the light
+        enters at the first (last) slice, and calibration and training data use each voxel's
+        depth below the tissue's own surface found in ``input`` (curved samples); the report's
+        regions still count slices from that end.
     depth : float
         Depth (um) of the surface-most slice of ``input`` (of the plane for 2D).
     microscope : {'auto', 'point-scanning', 'widefield'}

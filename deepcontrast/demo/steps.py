@@ -107,8 +107,13 @@ def evaluate(s, model, sample, out):
     from ..evaluate import evaluate_model
 
     # out was checked by prepare_out_dir (the demo's own folder, or --overwrite): replace its report files
+    from ..depth import AUTO_SURFACES
+
+    # with surface='auto' the training data had per-voxel depth; the report's regions count slices from
+    # the end the light enters
+    surface = AUTO_SURFACES.get(sample.surface, sample.surface)
     return evaluate_model(model, sample.image, sample.axes, n_iter=s["n_iter"], ground_truth=sample.clean,
-                          voxel_size=sample.voxel_size, surface=sample.surface, depth=sample.depth,
+                          voxel_size=sample.voxel_size, surface=surface, depth=sample.depth,
                           baselines=True, out_dir=out, overwrite=True)
 
 

@@ -1,0 +1,221 @@
+"""Depth statistics of a curved sample: per-voxel depth maps instead of slice depths.
+
+With a per-voxel depth map (e.g. :func:`deepcontrast.depth.surface_depth`) a slice no longer
+lies at one depth: in a spheroid imaged from above, a slice cuts through tissue just below the
+surface at its rim and far below it at its centre, and holds dark medium around it. The
+calibration then measures on *tiles* instead of slices: every slice is cut into lateral tiles
+of about :data:`TILE_UM` micrometres (half-overlapping); a tile counts when at least
+:data:`MIN_TISSUE` of its voxels are tissue; its depth is the mean depth of its voxels. Tiles
+are pooled into depth bins one slice spacing wide, and each bin becomes a pseudo-slice with
+exactly the statistics :func:`~deepcontrast.calibration.depth.slice_stats` gives a slice (mean
+above the dark level, noise-corrected radial power spectra, axial correlation from the same
+tile one to several slices further down), so the attenuation and spectral fits run unchanged
+on them.
+
+The attenuation is fitted to the mean of all tissue voxels per depth bin instead (more light
+than the tiles, which miss the rim), with the light the model's halo loses to the dark medium
+around the tissue divided out (:func:`voxel_profile`).
+
+The tissue (:func:`tissue_mask`) is the voxels with a depth > 0 together with the voxels at depth
+0 that :func:`deepcontrast.depth.find_tissue` finds in the stack: a depth map is 0 both at the
+tissue's surface and in the medium outside it, so a voxel at depth 0 counts only if it looks like
+tissue.
+"""
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from scipy import fft as sfft
+
+from .._depthmap import check_depth_arg
+from ..depth import AUTO_SURFACES, find_tissue, resolve_depth
+from .depth import axial_correlation
+
+__all__ = ["depth_maps", "is_flat", "tile_stats", "tissue_mask", "voxel_profile"]
+
+#: lateral size of a tile (um), clipped to 16..64 pixels and to the stack
+TILE_UM = 16.0
+#: fraction of a tile's voxels that must be tissue for it to count
+MIN_TISSUE = 0.95
+#: radial frequency bins of a tile's power spectrum
+N_FREQ_BINS = 12
+
+
+def is_flat(dmap):
+    """True when every plane of a ``(Z, Y, X)`` depth map holds one depth (a flat surface)."""
+    flat = dmap.reshape(len(dmap), -1)
+    return bool(np.all(flat == flat[:, :1]))
+
+
+def tile_stats(stack, dmap, vs, offset, noise, tissue=None):
+    """Per-depth-bin statistics of a stack with a depth per voxel, as ``slice_stats`` gives per slice.
+
+    Parameters
+    ----------
+    stack : numpy.ndarray
+        ``(n_z, ny, nx)`` raw data.
+    dmap : numpy.ndarray
+        ``(n_z, ny, nx)`` depth (um) of each voxel, 0 outside the tissue.
+    vs : tuple of float
+        Voxel size (um), ``(Z, Y, X)``.
+    offset : float
+        Dark level.
+    noise : dict
+        Noise fit (``photons``, ``read_noise``).
+    tissue : numpy.ndarray of bool or None
+        Tissue mask; default ``dmap > 0`` or what :func:`~deepcontrast.depth.find_tissue` finds.
+
+    Returns
+    -------
+    stats : dict or None
+        As :func:`~deepcontrast.calibration.depth.slice_stats` (``mean``, ``freq``, ``signal``,
+        ``noise``, ``counts``, ``n_pixels``, ``rho``), one row per depth bin holding tiles;
+        also ``n_tiles`` per bin. None when no tile is inside the tissue.
+    depths : numpy.ndarray
+        Mean depth (um) of the tiles of each bin.
+    """
+    n_z, ny, nx = stack.shape
+    vz, vyx = float(vs[0]), (float(vs[1]), float(vs[2]))
+    if tissue is None:
+        tissue = tissue_mask(stack, dmap, vs)
+    t = int(np.clip(round(TILE_UM / min(vyx)), 16, 64))
+    t = min(t, ny, nx)
+    step = max(t // 2, 1)
+    starts_y, starts_x = np.arange(0, ny - t + 1, step), np.arange(0, nx - t + 1, step)
+
+    def tiles(a):  # (n_z, n_ty, n_tx, t, t) views
+        return sliding_window_view(a, (t, t), axis=(1, 2))[:, starts_y][:, :, starts_x]
+
+    frac = tiles(tissue).mean(axis=(-2, -1))
+    tile_depth = tiles(dmap).mean(axis=(-2, -1))
+    valid = frac >= MIN_TISSUE
+    if not valid.any():
+        return None, np.zeros(0)
+    bins = np.round(tile_depth / vz).astype(int)
+
+    win = np.outer(np.hanning(t), np.hanning(t))
+    wnorm = float((win**2).sum())
+    fy, fx = sfft.fftfreq(t) / vyx[0], sfft.rfftfreq(t) / vyx[1]
+    fr = np.sqrt(fy[:, None] ** 2 + fx[None, :] ** 2)
+    edges = np.geomspace(2.0 / (t * max(vyx)), min(0.5 / vyx[0], 0.5 / vyx[1]), N_FREQ_BINS + 1)
+    idx = np.searchsorted(edges, fr.ravel()) - 1
+    ok = (idx >= 0) & (idx < N_FREQ_BINS)
+    counts = np.bincount(idx[ok], minlength=N_FREQ_BINS)
+    onehot = np.zeros((fr.size, N_FREQ_BINS))
+    onehot[np.flatnonzero(ok), idx[ok]] = 1.0 / np.maximum(counts[idx[ok]], 1)  # radial average as a matrix
+
+    b0 = int(bins[valid].min())
+    n_rows = int(bins[valid].max()) - b0 + 1  # one row per depth bin, contiguous (lags count in rows)
+    n_lags = int(min(n_z - 1, n_rows - 1, np.clip(np.ceil(24.0 / vz), 4, 64)))  # lags in rows too
+    mean_sum, n_tiles, depth_sum = np.zeros(n_rows), np.zeros(n_rows), np.zeros(n_rows)
+    power, nvar = np.zeros((n_rows, N_FREQ_BINS)), np.zeros(n_rows)
+    cross, n_cross = np.zeros((n_rows, n_lags + 1, N_FREQ_BINS)), np.zeros((n_rows, n_lags + 1))
+    photons, read = noise.get("photons"), noise.get("read_noise") or 0.0
+    specs = {}
+    for k in range(n_z):
+        sel = np.argwhere(valid[k])
+        if not len(sel):
+            continue
+        block = tiles(stack[k:k + 1])[0][sel[:, 0], sel[:, 1]]  # (n, t, t)
+        m = block.mean(axis=(1, 2))
+        spec = sfft.rfft2((block - m[:, None, None]) * win, workers=-1).astype(np.complex64)
+        p = (np.abs(spec) ** 2).reshape(len(sel), -1) @ onehot / wnorm
+        r = bins[k][sel[:, 0], sel[:, 1]] - b0
+        np.add.at(mean_sum, r, m - offset)
+        np.add.at(depth_sum, r, tile_depth[k][sel[:, 0], sel[:, 1]])
+        np.add.at(n_tiles, r, 1)
+        np.add.at(power, r, p)
+        np.add.at(nvar, r, read**2 + (np.clip(m - offset, 0, None) / photons if photons else 0.0))
+        specs[k] = dict(zip(map(tuple, sel), zip(spec, r)))
+        for lag in range(1, n_lags + 1):  # the same tile `lag` slices further up: (shallower row, lag)
+            prev = specs.get(k - lag)
+            if not prev:
+                continue
+            for key, (s, _) in specs[k].items():
+                if key in prev:
+                    s0, r0 = prev[key]
+                    if r0 + lag >= n_rows:  # a partner below the deepest row: no pair of rows
+                        continue
+                    cross[r0, lag] += (np.real(s0 * np.conj(s)).ravel() @ onehot) / wnorm
+                    n_cross[r0, lag] += 1
+        specs.pop(k - n_lags, None)
+    n = np.maximum(n_tiles, 1)
+    freq = np.sqrt(edges[:-1] * edges[1:])
+    valid_bins = counts > 0
+    signal = np.where(n_tiles[:, None] > 0, power / n[:, None] - (nvar / n)[:, None], np.nan)[:, valid_bins]
+    noise_power = np.repeat((nvar / n)[:, None], valid_bins.sum(), 1)
+    cross = (cross / np.maximum(n_cross, 1)[..., None])[:, :, valid_bins]
+    rho = axial_correlation(cross, signal, noise_power)
+    keep = n_tiles > 0
+    stats = {"mean": (mean_sum / n)[keep], "freq": freq[valid_bins], "signal": signal[keep],
+             "noise": noise_power[keep], "counts": counts[valid_bins], "n_pixels": t * t,
+             "n_tiles": n_tiles[keep], "rho": rho}
+    return stats, (depth_sum / n)[keep]
+
+
+def depth_maps(images, axes, voxel_size, surface, depth):
+    """Per image its ``(Z, Y, X)`` depth map (None for a scalar depth), and what made them.
+
+    ``depth`` is a number (no maps), one map for every image, or a list with a number or a map
+    per image; ``surface='auto'``/``'auto-last'`` finds the maps from the images
+    (:func:`deepcontrast.depth.resolve_depth`). The description (JSON, None without maps) names
+    the source, whether every map is flat, and the depth range.
+    """
+    auto = surface in AUTO_SURFACES
+    if not auto and not isinstance(depth, (list, tuple)) and np.ndim(depth) == 0:
+        return [None] * len(images), None
+    if isinstance(depth, (list, tuple)):
+        if len(depth) != len(images):
+            raise ValueError(f"depth is a list of {len(depth)} entries for {len(images)} images; give one depth "
+                             "(a number or a per-voxel map) per image, or one map for all")
+        per_image = list(depth)
+    else:
+        per_image = [depth] * len(images)
+    maps = []
+    for i, (img, d) in enumerate(zip(images, per_image)):
+        img = np.asarray(img)
+        if auto:
+            d, _ = resolve_depth(img, axes, voxel_size=voxel_size, surface=surface, depth=d)
+        try:
+            d = check_depth_arg(d, img.shape, axes)
+        except ValueError as e:
+            raise ValueError(f"image {i}: {e}") from None
+        maps.append(None if np.ndim(d) == 0 else d)
+    if all(m is None for m in maps):
+        raise ValueError("depth is a list of numbers: give one number for all images, or a per-voxel map per image")
+    real = [m for m in maps if m is not None]
+    info = {"source": f"surface_depth(surface={AUTO_SURFACES[surface]!r})" if auto else "given",
+            "flat": all(is_flat(m) for m in real),
+            "range": [float(min(m.min() for m in real)), float(max(m.max() for m in real))]}
+    if any(m is None for m in maps):  # scalar depths for some images: as today, slices from `depth`
+        raise ValueError("depth mixes numbers and per-voxel maps between images; give a map for every image "
+                         "(or a number for every image)")
+    return maps, info
+
+
+def tissue_mask(stack, dmap, vs):
+    """The voxels that count as tissue: depth > 0, or depth 0 where :func:`~deepcontrast.depth.find_tissue` finds tissue."""
+    return (dmap > 0) | ((dmap == 0) & find_tissue(stack, vs))
+
+
+def voxel_profile(stack, dmap, tissue, vs, offset, model):
+    """Mean above ``offset`` of the tissue voxels per depth bin (one slice spacing wide), with the
+    light the model loses to the medium divided out.
+
+    Near the tissue's boundary the model's halo and blur mix dark medium into a voxel, which a
+    flat slab never sees. ``model`` (the calibration's fit so far, attenuation and noise off)
+    renders the tissue mask at the map's depths: the fraction of a uniform tissue's light each
+    voxel keeps. Bins with fewer voxels than one :data:`TILE_UM` tile are dropped.
+
+    Returns
+    -------
+    (z, mean) : tuple of 1D numpy.ndarray
+        Mean depth (um) of each bin and its corrected mean intensity.
+    """
+    vz, vyx = float(vs[0]), min(float(vs[1]), float(vs[2]))
+    fill = model.render(tissue.astype(np.float32), "ZYX", depth=dmap, voxel_size=vs)
+    b = np.round(dmap[tissue] / vz).astype(int)
+    n = np.bincount(b).astype(float)
+    light = np.bincount(b, stack[tissue] - offset)
+    kept = np.bincount(b, fill[tissue])
+    z = np.bincount(b, dmap[tissue])
+    keep = n >= (TILE_UM / vyx) ** 2
+    return z[keep] / n[keep], light[keep] / np.maximum(kept[keep], 1e-12)
