@@ -23,6 +23,18 @@ Method
 * Noise variance: ``(raw - background) / photons + read_noise**2`` from the degradation (or
   from a mean-variance fit of the raw when the degradation has no noise), with the raw smoothed
   laterally by a 1-pixel Gaussian: the noisy pixel itself biased chi2 up by 10-20%.
+
+Known answers (``tests/test_consistency.py``, ``synthetic_tissue``, 50 photons): the clean
+truth of a render is restored to each deep plane's own depth within -1%..+4% with chi2
+0.95-1.00; the raw itself gives 0 um (chi2 0: it explains its own noise); a render 20 um
+shallower gives 20.8 um in 2D but 20.5-24.4 um over the deep third in 3D, where the forward
+model's depth-varying axial blur composes only approximately (pushing by 10 then 10 um is not
+pushing by 20); planted bright disks stand out in :meth:`ConsistencyReport.residual_map`
+(AUC 0.97).
+
+Cost: one forward pass of the stack per grid depth and iterate (the per-plane sums add under
+10%): on ``synthetic_tissue((32, 192, 192), rng=3)`` with 3 iterates, 19 depths, 54 passes,
+4.4-6.7 s on 2 busy cores. ``step=10`` halves it and moved restored depths by at most 1.5 um.
 """
 from .check import check_consistency, noise_variance
 from .report import ConsistencyReport
