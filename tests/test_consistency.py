@@ -137,6 +137,16 @@ def test_per_plane_depth_map_equals_the_scalar_depth(sample):
     assert rep_m.inputs["depth"] == "map"
 
 
+def test_tilted_depth_map_clean_truth_is_restored_to_each_planes_depth():
+    _, clean = synthetic_tissue((16, 128, 128), rng=3, degradation=DEG)
+    dmap = (2.0 * np.arange(16))[:, None, None] + 0.1 * np.arange(128)[None, None, :] + np.zeros((16, 128, 128))
+    raw = DEG.render(clean, "ZYX", depth=dmap, voxel_size=VS, rng=1)  # a surface tilted by 6 um across X
+    rep = check_consistency(raw, [clean], "ZYX", DEG, voxel_size=VS, depth=dmap)
+    deep = _deep(16)
+    assert np.all(np.abs(rep.restored_depth[0, deep] - rep.plane_depth[deep]) <= 0.25 * rep.plane_depth[deep])
+    assert np.all((rep.chi2 > 0.85) & (rep.chi2 < 1.15))
+
+
 def test_noise_free_degradation_takes_the_noise_from_the_raw(sample):
     raw, clean, _, _ = sample
     rep = check_consistency(raw, [clean], "ZYX", DeepTissueDegradation(), voxel_size=VS)
