@@ -194,3 +194,61 @@ def test_degradation_falls_back_to_auto_without_training_settings():
     assert FakeModel([])._adaptive_degradation(None) == ("auto", "auto")
     deg, source = FakeModel([])._adaptive_degradation(DEG.to_dict())
     assert source == "given" and deg.to_dict() == DEG.to_dict()
+
+
+# -- CLI ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory):
+    from csbdeep.io import save_training_data
+
+    from deepcontrast.cli import main
+
+    tmp = tmp_path_factory.mktemp("cli_adaptive")
+    Y = np.random.default_rng(0).random((20, 1, 16, 16), dtype=np.float32)
+    save_training_data(tmp / "data.npz", 0.5 * Y, Y, "SCYX")
+    (tmp / "data.settings.json").write_text(json.dumps({"degradation": DEG.to_dict(), "extra_depth": [10, 40]}))
+    (tmp / "config.json").write_text(json.dumps({"unet_n_depth": 1, "unet_n_first": 4, "train_batch_size": 4,
+                                                 "train_tensorboard": False}))
+    assert main(["train", str(tmp / "data.npz"), "--name", "m", "--basedir", str(tmp / "models"), "--epochs", "1",
+                 "--steps", "2", "--config-json", str(tmp / "config.json")]) == 0
+    raw, _ = synthetic_tissue((6, 32, 32), rng=4, degradation=DEG)
+    import tifffile
+
+    tifffile.imwrite(tmp / "stack.tif", raw)
+    return tmp, raw
+
+
+def test_cli_adaptive_writes_output_and_json_like_the_python_api(cli_model, capsys):
+    import tifffile
+
+    from deepcontrast.cli import main
+    from deepcontrast.models import DeepContrast
+
+    tmp, raw = cli_model
+    args = ["predict", str(tmp / "models" / "m"), str(tmp / "stack.tif"), "-o", str(tmp / "out"), "--axes", "ZYX",
+            "--adaptive", "--max-iter", "2", "--voxel-size", "2,0.5,0.5", "--depth", "20"]
+    assert main(args) == 0
+    out = tifffile.imread(tmp / "out" / "stack_adaptive.tif")
+    d = json.loads((tmp / "out" / "stack.adaptive.json").read_text())
+    assert d["output"] == "stack_adaptive.tif" and len(d["chosen"]) == 6 and "chi2_tol" in d["rule"]
+    assert np.array(d["chi2"]).shape == np.array(d["restored_depth"]).shape == (2, 6)
+    assert all(0 <= c <= 2 for c in d["chosen"]) and d["params"]["degradation"] == "model"
+    model = DeepContrast(None, "m", basedir=str(tmp / "models"))
+    expect, report = model.predict_adaptive(raw, "ZYX", max_iter=2, voxel_size=(2, 0.5, 0.5), depth=20.0)
+    np.testing.assert_allclose(out, expect, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(d["chosen"], report.chosen)
+    # an existing output is not replaced without --overwrite, and is with it
+    assert main(args) == 1 and "--overwrite" in capsys.readouterr().err
+    assert main(args + ["--overwrite"]) == 0
+
+
+def test_cli_adaptive_refuses_fixed_iterations(cli_model, capsys):
+    from deepcontrast.cli import main
+
+    tmp, _ = cli_model
+    assert main(["predict", str(tmp / "models" / "m"), str(tmp / "stack.tif"), "-o", str(tmp / "o2"), "--axes", "ZYX",
+                 "--adaptive", "--n-iter", "2"]) == 1
+    assert "--max-iter" in capsys.readouterr().err
+    assert main(["predict", str(tmp / "models" / "m"), str(tmp / "stack.tif"), "-o", str(tmp / "o2"), "--axes", "ZYX",
+                 "--adaptive", "--max-iter", "0"]) == 1
+    assert "--max-iter must be >= 1" in capsys.readouterr().err
