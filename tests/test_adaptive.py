@@ -252,3 +252,43 @@ def test_cli_adaptive_refuses_fixed_iterations(cli_model, capsys):
     assert main(["predict", str(tmp / "models" / "m"), str(tmp / "stack.tif"), "-o", str(tmp / "o2"), "--axes", "ZYX",
                  "--adaptive", "--max-iter", "0"]) == 1
     assert "--max-iter must be >= 1" in capsys.readouterr().err
+
+
+# -- blockwise ------------------------------------------------------------------------------------
+def test_blockwise_with_chosen_blends_each_plane_like_in_memory(cli_model, tmp_path):
+    pytest.importorskip("zarr")
+    pytest.importorskip("ome_zarr")
+    from deepcontrast.models import DeepContrast
+    from deepcontrast.models.predict import TILE_TOLERANCE
+
+    tmp, raw = cli_model
+    model = DeepContrast(None, "m", basedir=str(tmp / "models"))
+    chosen = np.array([0.0, 0.5, 1.0, 1.25, 2.0, 3.0])  # the raw, blends, whole iterates
+    out = model.predict_blockwise(raw, "ZYX", tmp_path / "out.zarr", chosen=chosen, block_size=(2, 32, 32),
+                                  save_all_iterations=True)
+    its = model.predict_iterative(raw, "ZYX", 3)
+    ref = blend_iterates(raw, its, chosen, "ZYX")
+    assert out.shape == raw.shape
+    assert np.abs(out[...] - ref).max() <= TILE_TOLERANCE * (ref.max() - ref.min())
+    np.testing.assert_array_equal(out[0], raw[0].astype(np.float32))  # chosen 0: the raw itself
+    import zarr
+
+    it1 = zarr.open_group(str(tmp_path / "out.zarr"), mode="r")["iter1"]["0"][...]
+    assert np.abs(it1 - its[0]).max() <= TILE_TOLERANCE * (its[0].max() - its[0].min())
+    # a run with another choice is not resumed into this output
+    with pytest.raises(ValueError, match="chosen"):
+        model.predict_blockwise(raw, "ZYX", tmp_path / "out.zarr", chosen=chosen[::-1], block_size=(2, 32, 32),
+                                save_all_iterations=True)
+
+
+@pytest.mark.parametrize("chosen, n_iter, match", [(np.ones(5), 1, "one iteration per plane"),
+                                                    (np.full(6, -1.0), 1, ">= 0"),
+                                                    (np.full(6, 2.5), 2, "needs 3 iterations but n_iter=2; .* n_iter=3")])
+def test_blockwise_bad_chosen(cli_model, tmp_path, chosen, n_iter, match):
+    pytest.importorskip("zarr")
+    from deepcontrast.models import DeepContrast
+
+    tmp, raw = cli_model
+    model = DeepContrast(None, "m", basedir=str(tmp / "models"))
+    with pytest.raises(ValueError, match=match):
+        model.predict_blockwise(raw, "ZYX", tmp_path / "o.zarr", chosen=chosen, n_iter=n_iter)
