@@ -4,6 +4,7 @@ import traceback
 from pathlib import Path
 
 from . import _blockwise
+from ..internals.files import write_json
 from ..internals.model_folder import check_model_folder
 from ..internals.tiff import read_tiff, write_tiff
 from ._common import check_output, parse_floats
@@ -38,6 +39,18 @@ def add_parser(sub):
     p.add_argument("--precision", choices=("auto", "float32", "bfloat16", "float16"), default=None,
                    help="precision of the network's computation (default: the model's own, config.precision)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    a = p.add_argument_group("depth-adaptive restoration (--adaptive: as much restoration per plane as the raw "
+                             "data support)")
+    a.add_argument("--adaptive", action="store_true",
+                   help="predict iterations 1..--max-iter, check each against the raw through the forward model and "
+                        "blend per plane the iterations the data support; writes OUT_DIR/<name>_adaptive.tif and the "
+                        "choice (chosen iteration, restored depth and chi2 per iteration and plane, the rule) as "
+                        "OUT_DIR/<name>.adaptive.json")
+    a.add_argument("--max-iter", type=int, default=4, help="most iterations for --adaptive (default 4)")
+    a.add_argument("--surface", choices=("first", "last"), default="first",
+                   help="which end of Z is the tissue surface, for --adaptive (default first)")
+    a.add_argument("--depth", type=float, default=0.0,
+                   help="depth (um) of the surface-end slice (of the image, in 2D), for --adaptive (default 0)")
     _blockwise.add_arguments(p)
     p.set_defaults(func=run)
 
@@ -64,9 +77,46 @@ def output_paths(inp, out_dir, n_iter, all_iterations):
     return {k: Path(out_dir) / f"{stem}_iter{k}.tif" for k in ks}
 
 
+def adaptive_paths(inp, out_dir):
+    """``{'image': OUT_DIR/<name>_adaptive.tif, 'json': OUT_DIR/<name>.adaptive.json}``."""
+    stem = output_paths(inp, out_dir, 1, False)[1].name[: -len("_iter1.tif")]
+    return {"image": Path(out_dir) / f"{stem}_adaptive.tif", "json": Path(out_dir) / f"{stem}.adaptive.json"}
+
+
+def _check_adaptive(args):
+    if args.max_iter < 1:
+        raise ValueError(f"--max-iter must be >= 1, got {args.max_iter}")
+    if args.n_iter != 1 or args.save_all_iterations:
+        raise ValueError("--n-iter and --save-all-iterations do not apply with --adaptive: it chooses the iterations "
+                         "itself up to --max-iter (see the .adaptive.json); predict without --adaptive for fixed ones")
+    if _blockwise.is_zarr_output(args.output_dir):
+        raise ValueError("--adaptive writes TIFFs; for a big volume run DeepContrast.predict_adaptive on a sample "
+                         "in Python and pass its report.chosen to predict_blockwise(..., chosen=...)")
+    if args.depth < 0:
+        raise ValueError(f"--depth must be >= 0 micrometres, got {args.depth}")
+
+
+def _predict_adaptive(model, args, inp, img, axes, scale, kw):
+    """Write the adaptive restoration of ``img`` and its choice as JSON; return the paths."""
+    outs = adaptive_paths(inp, args.output_dir)
+    if args.voxel_size is not None:
+        vs = parse_floats(args.voxel_size, "--voxel-size")
+    else:  # the file's own scale when it has one for every spatial axis, else the model's
+        spatial = [a for a in axes if a in "ZYX"]
+        known = (scale or {}).get("unit") == "um" and all(a in scale for a in spatial)
+        vs = tuple(scale[a] for a in spatial) if known else None
+    restored, report = model.predict_adaptive(img, axes, max_iter=args.max_iter, voxel_size=vs, surface=args.surface,
+                                              depth=args.depth, **kw)
+    write_tiff(outs["image"], restored, axes=axes, scale=scale)
+    write_json(outs["json"], {"input": str(inp), "output": outs["image"].name, **report.to_dict()})
+    return outs
+
+
 def run(args):
     if args.n_iter < 1:
         raise ValueError(f"--n-iter must be >= 1, got {args.n_iter}")
+    if args.adaptive:
+        _check_adaptive(args)
     model_dir = Path(args.model)
     check_model_folder(model_dir)
     names = [Path(i).name for i in args.inputs]
@@ -82,13 +132,14 @@ def run(args):
         model.config.predict_memory_mb = args.memory_mb
     if _blockwise.is_zarr_output(args.output_dir):
         return _blockwise.run(args, model, parse_floats)
-    if args.block_size or args.workers or args.scheduler or args.resume or args.voxel_size:
+    if args.block_size or args.workers or args.scheduler or args.resume or (args.voxel_size and not args.adaptive):
         raise ValueError("--block-size, --workers, --scheduler, --resume and --voxel-size apply to a zarr output "
-                         "only: pass -o OUT.zarr")
+                         "only (--voxel-size also to --adaptive): pass -o OUT.zarr")
     failed = []
     for inp in args.inputs:
         try:
-            outs = output_paths(inp, args.output_dir, args.n_iter, args.save_all_iterations)
+            outs = (adaptive_paths(inp, args.output_dir) if args.adaptive else
+                    output_paths(inp, args.output_dir, args.n_iter, args.save_all_iterations))
             for o in outs.values():
                 check_output(o, args.overwrite, inputs=args.inputs)
             img, scale = read_tiff(inp, with_scale=True)
@@ -97,6 +148,10 @@ def run(args):
                 raise ValueError(f"image has {img.ndim} dimensions {img.shape}; pass --axes (e.g. ZYX)")
             n_tiles = parse_n_tiles(args.n_tiles, img.ndim)
             kw = dict(n_tiles=n_tiles, physical=args.physical, background=args.background, precision=args.precision)
+            if args.adaptive:
+                _predict_adaptive(model, args, inp, img, axes, scale, kw)
+                print(f"{inp} -> {', '.join(str(o) for o in outs.values())}")
+                continue
             if args.save_all_iterations:
                 iterates = model.predict_iterative(img, axes, args.n_iter, **kw)
             else:

@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 _AXIS_TYPE = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
 #: settings that must agree for a run to be resumed
 RESUME_KEYS = ("model", "axes", "n_iter", "block_size", "context", "normalizer", "resizer", "source",
-               "save_all_iterations", "out_shape", "physical", "background")
+               "save_all_iterations", "out_shape", "physical", "background", "chosen")
 
 
 def output_axes(axes, n_channel_out):

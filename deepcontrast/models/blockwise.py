@@ -23,6 +23,7 @@ from ..data.volume import open_volume
 from . import _blockplan as plan
 from ._blockstore import done_blocks, iterate_arrays, open_output, output_axes
 from .normalize import FixedPercentileNormalizer
+from .choice import blend_iterates
 from .predict import _DEFAULT_NORMALIZER, TILE_TOLERANCE
 from .tiling import bytes_per_voxel
 
@@ -41,7 +42,7 @@ class BlockwiseMixin:
 
     def predict_blockwise(self, source, axes, output, *, n_iter=1, block_size=None, normalizer=_DEFAULT_NORMALIZER,
                           client=None, resume=True, overwrite=False, save_all_iterations=False, voxel_size=None,
-                          physical=True, background=None):
+                          physical=True, background=None, chosen=None):
         """Predict a volume of any size block by block into an OME-Zarr output (resumable).
 
         Parameters
@@ -81,6 +82,14 @@ class BlockwiseMixin:
             As in :meth:`predict`, for models whose prediction keeps iterates physical (a floor
             at the background, and each plane's light kept per iteration), so blocks then span
             whole Y-X planes (Z is still cut into blocks; ``physical=False`` lifts this).
+        chosen : array_like or None
+            Iterations per plane along Z, fractional (``report.chosen`` of
+            :meth:`predict_adaptive` on the whole volume or on a sample of all its planes;
+            ``np.interp`` a choice made on fewer planes): each output plane is the blend
+            ``(1 - t) * iterate k + t * iterate k+1`` of its neighbouring iterates, iterate 0 being
+            the raw (:func:`~deepcontrast.models.choice.blend_iterates`). The iterations computed are
+            ``ceil(max(chosen))`` (``n_iter`` must be left at 1 or equal that); with
+            ``save_all_iterations`` the plain iterates below it are written too.
 
         Returns
         -------
@@ -91,7 +100,8 @@ class BlockwiseMixin:
         ------
         ValueError
             Axes that do not match the source or the model, a bad ``block_size``, an output that is
-            a run with other settings or of a changed source (names both), NaN/Inf in a block.
+            a run with other settings or of a changed source (names both), NaN/Inf in a block, a
+            ``chosen`` that is not one finite value >= 0 per plane along Z.
         FileExistsError
             An existing output without ``resume``/``overwrite``.
         OSError
@@ -108,6 +118,8 @@ class BlockwiseMixin:
             raise ValueError(f"n_iter must be an integer >= 1 (number of network applications), got {n_iter!r}")
         vol = open_volume(source)
         axes = self._check_volume_axes(vol, axes)
+        if chosen is not None:
+            chosen, n_iter = self._check_chosen(chosen, vol, axes, n_iter)
         if normalizer is _DEFAULT_NORMALIZER:
             normalizer = self._default_normalizer()
         from csbdeep.data import PadAndCropResizer
@@ -116,7 +128,8 @@ class BlockwiseMixin:
         physical = bool(physical) and hasattr(self, "_floor")  # models with physical iterates
         grid = self._block_grid(vol, axes, n_iter, block_size, whole_samples=physical)
         record = self._run_record(vol, axes, grid, n_iter, normalizer, resizer, save_all_iterations, voxel_size)
-        record.update(physical=physical, background=None if background is None else float(background))
+        record.update(physical=physical, background=None if background is None else float(background),
+                      chosen=None if chosen is None else chosen.tolist())
         group, record = open_output(output, record, resume=resume, overwrite=overwrite,
                                     source_path=source if isinstance(source, str) or hasattr(source, "resolve") else None)
         if record.get("mi") is None and record["normalizer"]["fixed"]:
@@ -157,6 +170,24 @@ class BlockwiseMixin:
                 raise ValueError(f"{vol.name} has {n} pixels along {a} but the network needs at least {block} "
                                  "(2**unet_n_depth); use a model with smaller unet_n_depth")
         return axes
+
+    def _check_chosen(self, chosen, vol, axes, n_iter):
+        """``chosen`` as a float array (one per plane along Z) and the iterations it needs."""
+        ch = np.asarray(chosen, float)
+        if "Z" not in axes or ch.shape != (vol.shape[axes.index("Z")],):
+            raise ValueError(f"chosen of shape {ch.shape} must hold one iteration per plane along Z of {vol.name} "
+                             f"(axes {axes!r}, shape {vol.shape}); np.interp a choice made on fewer planes")
+        if not np.all(np.isfinite(ch)) or ch.min() < 0:
+            raise ValueError("chosen must hold finite iterations >= 0 (0 = the raw), e.g. report.chosen of "
+                             "predict_adaptive")
+        if self.config.n_channel_in != self.config.n_channel_out:
+            raise ValueError(f"chosen blends iterates with the raw, but this model maps {self.config.n_channel_in} "
+                             f"to {self.config.n_channel_out} channels; predict without chosen")
+        needed = max(1, int(np.ceil(ch.max() - 1e-9)))
+        if n_iter not in (1, needed):
+            raise ValueError(f"chosen needs {needed} iterations but n_iter={n_iter}; leave n_iter at 1 (it follows "
+                             f"chosen) or pass n_iter={needed}")
+        return ch, needed
 
     def _block_grid(self, vol, axes, n_iter, block_size, whole_samples=False):
         spatial = self.config.axes.replace("C", "")
@@ -221,9 +252,14 @@ class BlockwiseMixin:
         out = {}
         for k in range(1, job.n_iter + 1):
             x = self._net_step(x, tiles, halo, max_batch, None, **step)
-            if k in job.iterates:
+            if k in job.iterates or job.chosen is not None:
                 y = undo(self._from_net(x, net_axes, normalizer, resizer))
                 out[k] = y[inner + (slice(None),) * (y.ndim - len(inner))]
+        if job.chosen is not None:  # each plane the blend of its neighbouring iterates (iterate 0: the raw)
+            z = job.grid.core_slices(index)[job.grid.axes.index("Z")]
+            blended = blend_iterates(img[inner], [out[k] for k in sorted(out)], job.chosen[z], job.grid.axes)
+            out = {k: y for k, y in out.items() if k in job.iterates and k < job.n_iter}
+            out[job.n_iter] = blended
         return out
 
 
@@ -241,6 +277,7 @@ class _Job:
         self.per_sample = record["per_sample"]
         self.physical, self.background = record["physical"], record["background"]
         self.n_blocks = len(grid)
+        self.chosen = None if record.get("chosen") is None else np.asarray(record["chosen"], float)
 
     def block_normalizer(self, index):
         if not self.fixed:

@@ -12,6 +12,7 @@ from ..internals.model_folder import (CONFIG_FILE, SIDE_FILE, check_model_folder
                                       write_model_files)
 from ..version import __version__
 from .config import EXTRA_DEFAULTS, Config, _tensorboard_available, split_config
+from .adaptive import AdaptiveMixin
 from .blockwise import BlockwiseMixin
 from .physical import model_background
 from .precision import model_precision, resolve_precision, training_optimizer, with_precision
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["DeepContrast", "SIDE_FILE"]
 
 
-class DeepContrast(BlockwiseMixin, PredictMixin, CARE):
+class DeepContrast(AdaptiveMixin, BlockwiseMixin, PredictMixin, CARE):
     """CARE network that restores contrast of deep-tissue fluorescence images.
 
     Trained on pairs (raw images pushed deeper by the forward model -> raw images) and applied
