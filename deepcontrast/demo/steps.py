@@ -48,7 +48,8 @@ def make_training_data(s, sample, data_dir, seed):
     )
     from ..calibration import training_blur_notice
 
-    if notice := training_blur_notice(raw_data):
+    notice = training_blur_notice(raw_data)  # said before training: e.g. "nothing to restore"
+    if notice:
         log.warning("%s", notice)
     file = Path(data_dir) / "training_data.npz"
     n_per = max(1, s["n_patches_per_image"] // s["n_degradations"])
@@ -71,7 +72,7 @@ def make_training_data(s, sample, data_dir, seed):
 
     if settings_path(file).exists():
         paths["training_data_settings"] = settings_path(file)
-    return SimpleNamespace(file=file, settings=raw_data.settings, paths=paths)
+    return SimpleNamespace(file=file, settings=raw_data.settings, paths=paths, notice=notice)
 
 
 def train(s, data, basedir, name, seed=None):
