@@ -124,8 +124,9 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
     titles : sequence of str, optional
         Extra title lines per panel (e.g. metrics), length ``1 + len(iterates)``. Default: each
         image's mean and 99.5th percentile (inside ``region``), so darkening and gain show next
-        to the picture, with "below bg!" when it holds values below ``background`` (negative
-        light, see :func:`deepcontrast.metrics.intensity_stats`).
+        to the picture, with "below bg!" when it holds values below ``background`` by more
+        than 4 times the raw's noise there (negative light, see
+        :func:`deepcontrast.metrics.intensity_stats`; never on the raw).
     z : int, optional
         Z slice to show for stacks (default: the last slice).
     zoom : (y0, y1, x0, x1) or True, optional
@@ -159,7 +160,12 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
     images = [raw] + list(iterates)
     n = len(images)
     labels = list(labels) if labels is not None else ["raw"] + [f"iteration {k}" for k in range(1, n)]
-    titles = list(titles) if titles is not None else [_stats_title(im, raw, region, background) for im in images]
+    if titles is None:
+        from .metrics import background_noise
+
+        noise = background_noise(np.asarray(raw), background)  # of the whole raw
+        titles = [_stats_title(im, raw, region, background, noise) for im in images]
+    titles = list(titles)
     if len(labels) != n or len(titles) != n:
         raise ValueError(f"labels and titles need {n} entries (raw + {n - 1} images), got {len(labels)} and {len(titles)}")
     shape = np.shape(raw)
@@ -204,7 +210,7 @@ def _zoom_inset(ax, p, zoom, **imshow):
     ax.add_patch(_rect(x0, y0, x1 - x0, y1 - y0))
 
 
-def _stats_title(img, raw, region, background):
+def _stats_title(img, raw, region, background, noise):
     from .metrics import intensity_stats
 
     img, raw, mask = np.asarray(img), np.asarray(raw), None
@@ -212,7 +218,7 @@ def _stats_title(img, raw, region, background):
         img, raw = img[region], raw[region]
     elif region is not None:
         mask = region
-    st = intensity_stats(img, raw, mask=mask, background=background)
+    st = intensity_stats(img, raw, mask=mask, background=background, noise=noise)
     return f"mean {st['mean']:.3g}, p99.5 {st['p99_5']:.3g}" + (" (below bg!)" if st["below_background"] else "")
 
 

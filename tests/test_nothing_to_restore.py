@@ -67,3 +67,45 @@ def test_datagen_calibrate_prints_the_notice_before_training(tmp_path, capsys, m
     monkeypatch.undo()
     main(args + ["-o", str(tmp_path / "e.npz"), "--photons", "50"])
     assert "nothing to restore" not in capsys.readouterr().out  # the default blur and haze
+
+
+# -- below background, in units of the noise --------------------------------------------------
+def test_background_noise_known_answers():
+    from deepcontrast.metrics import background_noise
+
+    r = np.random.default_rng(0)
+    flat = 100.0 + r.normal(0.0, 2.0, (128, 128))
+    assert background_noise(flat, 100.0) == pytest.approx(2.0, rel=0.03)
+    # bright structure on top does not change the noise at the background
+    spots = flat.copy()
+    spots[::8, ::8] += 500.0
+    assert background_noise(spots, 100.0) == pytest.approx(2.0, rel=0.05)
+    # a background set 5 std too high widens the tolerance with it: RMS of the dips ~ sqrt(10^2 + 2^2)
+    assert background_noise(flat - 10.0, 100.0) == pytest.approx(np.hypot(10.0, 2.0), rel=0.03)
+
+
+@pytest.mark.parametrize("k, flagged", [(3.0, False), (5.0, True)])
+def test_below_background_is_judged_in_noise_units(k, flagged):
+    from deepcontrast.metrics import intensity_stats
+
+    raw = 100.0 + np.random.default_rng(1).normal(0.0, 2.0, (128, 128))
+    denoised = np.full_like(raw, 100.0 - 2.0 * k)  # k noise std below the background of 100
+    st = intensity_stats(denoised, raw, background=100.0)
+    assert st["below_background"] is flagged
+    assert st["below_background_noise"] == pytest.approx(k, rel=0.05)
+
+
+def test_the_raw_is_never_flagged_even_against_a_wrong_background():
+    from deepcontrast.evaluate import evaluate_iterates, format_table
+
+    # issue 20: the raw's noise dipped below an over-estimated background (old rule: 0.5% of the range)
+    r = np.random.default_rng(2)
+    raw = 90.0 + r.normal(0.0, 2.0, (6, 64, 64))
+    raw[:, ::8, ::8] += 400.0
+    same = raw.copy()
+    rep = evaluate_iterates(raw, [same, np.full_like(raw, 90.0), raw - 200.0], "ZYX", background=100.0)
+    flags = [row["all"]["below_background"] for row in rep["iterations"]]
+    assert flags == [False, False, False, True]
+    assert rep["iterations"][0]["all"]["min"] < 100.0 - 0.005 * np.ptp(raw)  # what the old rule flagged
+    assert rep["background_noise"] == pytest.approx(np.hypot(10.0, 2.0), rel=0.05)
+    assert format_table(rep).count("<bg") == 2  # iteration 3 and the legend

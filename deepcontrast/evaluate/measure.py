@@ -49,7 +49,9 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     ``ground_truth``, PSNR / SSIM / NRMSE (normalization ``normalize``, see
     :func:`deepcontrast.metrics.psnr`), and the drift a contrast gain can hide: mean, 99.5th
     percentile (bright structures) and minimum, with ``below_background`` flagging negative
-    light (see :func:`deepcontrast.metrics.intensity_stats`).
+    light more than 4 noise standard deviations below ``background`` (the raw's noise there,
+    :func:`deepcontrast.metrics.background_noise`; see :func:`deepcontrast.metrics.intensity_stats`;
+    the raw is never flagged).
 
     Parameters
     ----------
@@ -109,7 +111,8 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     if region is not None:
         regions["deepest_third"] = region[0]
     sub = _region_planes(axes, regions)
-    kw = dict(normalize=normalize, background=float(background))
+    noise = M.background_noise(raw, float(background))  # of the whole raw, for every region
+    kw = dict(normalize=normalize, background=float(background), noise=noise)
     tables, rows = _iteration_rows(raw, iterates, ground_truth, regions, sub, kw)
     base_rows = _baseline_rows(raw, baselines, ground_truth, regions, sub, kw)
     suggested = M.suggest_n_iter(tables["all"], min_retention=min_retention, min_gain_step=min_gain_step)
@@ -125,6 +128,7 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         "depth": float(depth),
         "surface": surface,
         "background": float(background),
+        "background_noise": float(noise),
         "normalize": normalize if ground_truth is not None else None,
         "regions": {"all": "the whole image"},
         "iterations": rows,
@@ -176,9 +180,9 @@ def _iteration_rows(raw, iterates, ground_truth, regions, sub, kw):
                                         ground_truth=sub(ground_truth, key), **kw) for key in regions}
     below = [k for k in range(1, len(iterates) + 1) if tables["all"][k]["below_background"]]
     if below:
-        log.warning("iteration(s) %s go below the background (%g) by more than 0.5%% of the raw's range: "
-                    "negative light; predict with physical=True (the default) keeps iterates physical",
-                    ", ".join(map(str, below)), kw["background"])
+        log.warning("iteration(s) %s go below the background (%g) by more than %g times the raw's noise there "
+                    "(%.3g): negative light; predict with physical=True (the default) keeps iterates physical",
+                    ", ".join(map(str, below)), kw["background"], M.BELOW_BG_NOISE_UNITS, kw["noise"])
     rows = [{"iteration": k, "label": "raw" if k == 0 else f"iteration {k}",
              **{key: {m: v for m, v in tables[key][k].items() if m != "iteration"} for key in regions}}
             for k in range(len(iterates) + 1)]

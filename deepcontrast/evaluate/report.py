@@ -186,8 +186,9 @@ def format_table(report):
             line += "  <bg"
         lines.append(line)
     if any(r["all"].get("below_background") for _, r in rows):
-        lines.append(f"<bg: values below the background ({report.get('background', 0.0):g}) by more than 0.5% of the "
-                     "raw's range (negative light)")
+        noise = report.get("background_noise")
+        lines.append(f"<bg: 0.1% of the values lie below the background ({report.get('background', 0.0):g}) by more than "
+                     f"4 times the raw's noise there{'' if noise is None else f' ({noise:.3g})'}: negative light")
     lines.append(f"suggested n_iter: {report['suggested_n_iter']}  (last iteration that still raises contrast and keeps "
                  "detail; rule in metrics.json)")
     if truth:

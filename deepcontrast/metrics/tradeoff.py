@@ -4,13 +4,14 @@ import logging
 import numpy as np
 
 from .contrast import dcts, michelson_contrast, rms_contrast, weber_contrast
+from .levels import background_noise, intensity_stats
 from .reference import detail_retention, nrmse, psnr, ssim
 
 log = logging.getLogger(__name__)
 
 
 def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize="affine", band=(1.0, 4.0),
-                       background=0.0):
+                       background=0.0, noise=None):
     r"""Contrast gained and detail kept by each iteration, as a table (list of dicts).
 
     Row 0 is the raw image, row ``k`` the ``k``-th iterate. Each row holds
@@ -24,8 +25,9 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
     * ``detail_retention = detail_retention(raw, iterate, band)`` (1 for the raw);
     * the drift an iteration can hide behind a contrast gain (inside ``mask`` when given): the
       ``mean`` intensity, the ``p99_5`` (99.5th percentile: the level of bright structures),
-      the ``min``, and ``below_background`` (True when the minimum is below ``background``
-      by more than 0.5% of the raw's intensity range: negative light);
+      the ``min``, and ``below_background`` (True when the 0.1th percentile lies more than 4
+      noise standard deviations below ``background``: negative light, see
+      :func:`~deepcontrast.metrics.intensity_stats`; never for the raw, row 0);
     * with ``ground_truth``: ``psnr``, ``ssim``, ``nrmse`` (see :func:`psnr`).
 
     A metric that is undefined for an image (e.g. RMS contrast of an image with a negative
@@ -47,6 +49,9 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
         Band (px) of :func:`detail_retention`.
     background : float
         Intensity of no light (camera offset; default 0).
+    noise : float, optional
+        Noise standard deviation at the background (default
+        :func:`~deepcontrast.metrics.background_noise` of ``raw``).
 
     Returns
     -------
@@ -66,17 +71,19 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
     for k, x in enumerate(images[1:], 1):
         if x.shape != raw.shape:
             raise ValueError(f"iterate {k} has shape {x.shape} but the raw image has shape {raw.shape}; they must match")
+    if noise is None:
+        noise = background_noise(raw, background)
     rows = []
     for k, x in enumerate(images):
         row = {"iteration": k}
         row.update(image_metrics(x, raw, mask=mask, ground_truth=ground_truth, normalize=normalize, band=band,
-                                 background=background))
+                                 background=background, noise=noise))
         rows.append(row)
     return rows
 
 
 def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine", band=(1.0, 4.0), raw_rms=None,
-                  background=0.0):
+                  background=0.0, noise=None):
     """The metrics of one row of :func:`iteration_tradeoff`: ``img`` measured against ``raw``.
 
     Parameters
@@ -89,13 +96,15 @@ def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine",
         RMS contrast of the raw (within ``mask``), if already known.
     background : float
         Intensity of no light, for ``below_background`` (default 0).
+    noise : float, optional
+        Noise standard deviation at the background, for ``below_background`` (default: from ``raw``).
 
     Returns
     -------
     dict
         ``rms_contrast``, ``michelson_contrast``, ``weber_contrast``, ``dcts``,
         ``contrast_gain``, ``detail_retention``, ``mean``, ``p99_5``, ``min``,
-        ``below_background`` and, with ``ground_truth``, ``psnr``, ``ssim``, ``nrmse``;
+        ``below_background``, ``below_background_noise`` and, with ``ground_truth``, ``psnr``, ``ssim``, ``nrmse``;
         undefined values are None (with a logged warning).
 
     Raises
@@ -131,43 +140,11 @@ def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine",
     base = raw_rms if raw_rms is not None else safe("rms_contrast", rms_contrast, raw_pos, mask)
     out["contrast_gain"] = out["rms_contrast"] / base if base and out["rms_contrast"] is not None else None
     out["detail_retention"] = safe("detail_retention", detail_retention, raw, img, band)
-    out.update(intensity_stats(img, raw, mask=mask, background=background))
+    out.update(intensity_stats(img, raw, mask=mask, background=background, noise=noise))
     if ground_truth is not None:
         for name, f in (("psnr", psnr), ("ssim", ssim), ("nrmse", nrmse)):
             out[name] = safe(name, f, img, ground_truth, normalize=normalize)
     return out
-
-
-def intensity_stats(img, raw, *, mask=None, background=0.0):
-    """Mean, 99.5th percentile and minimum of ``img`` (in ``mask``), and whether it goes below background.
-
-    Parameters
-    ----------
-    img, raw : array_like
-        The image and the raw image it came from (for the tolerance: 0.5% of the raw's range).
-    mask : array_like of bool, optional
-        Region (e.g. the deepest slices); default the whole image.
-    background : float
-        Intensity of no light.
-
-    Returns
-    -------
-    dict
-        ``mean``, ``p99_5``, ``min`` (floats) and ``below_background`` (bool).
-
-    Examples
-    --------
-    >>> intensity_stats(np.array([-1.0, 2.0, 5.0]), np.array([0.0, 2.0, 6.0]))['below_background']
-    True
-    """
-    x = np.asarray(img, np.float64)
-    raw = np.asarray(raw, np.float64)
-    if mask is not None:
-        x = x[np.asarray(mask, bool)]
-    tol = 0.005 * float(raw.max() - raw.min())
-    lo = float(x.min())
-    return {"mean": float(x.mean()), "p99_5": float(np.percentile(x, 99.5)), "min": lo,
-            "below_background": bool(lo < float(background) - tol)}
 
 
 def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02):
