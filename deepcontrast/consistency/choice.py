@@ -11,7 +11,10 @@ importing ``models``; :mod:`deepcontrast.models.choice` re-exports it.
 import numpy as np
 from scipy import ndimage as ndi
 
-__all__ = ["choose_iterations", "CHI2_TOL", "DEPTH_MARGIN", "SMOOTH", "RULE"]
+__all__ = ["choose_iterations", "no_restoration", "CHI2_TOL", "DEPTH_MARGIN", "SMOOTH", "RULE", "NO_RESTORATION"]
+
+#: restored depth (um) below which an iterate counts as "no restoration"
+NO_RESTORATION = 1.0
 
 #: an iterate may have a chi2 up to (1 + CHI2_TOL) times iteration 1's (per plane)
 CHI2_TOL = 0.2
@@ -109,3 +112,28 @@ def _smooth(c, r):
     m = ndi.median_filter(c, size=3, mode="nearest") if len(c) >= 3 else c
     e = ndi.grey_erosion(m, size=2 * r + 1, mode="nearest")
     return ndi.gaussian_filter1d(e, sigma=r / 2.0, truncate=2.0, mode="nearest")  # support r planes
+
+
+def no_restoration(restored_depth, *, threshold=NO_RESTORATION):
+    """True when no iterate restored any depth: every iterate's median restored depth is below ``threshold`` um.
+
+    Parameters
+    ----------
+    restored_depth : array_like
+        ``(n_iter, Z)`` micrometres, as :class:`~deepcontrast.consistency.ConsistencyReport` holds it.
+    threshold : float
+        Median restored depth (um) under which an iterate restored nothing (default 1).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> no_restoration([[0.2, 0.0], [0.5, 0.3]]), no_restoration([[0.2, 0.0], [8.0, 12.0]])
+    (True, False)
+    """
+    rd = np.asarray(restored_depth, float)
+    if rd.ndim != 2 or rd.size == 0:
+        raise ValueError(f"restored_depth must be (n_iter, Z) with at least one value, got shape {rd.shape}")
+    return bool(np.all(np.median(rd, axis=1) < threshold))
