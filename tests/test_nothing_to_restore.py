@@ -109,3 +109,25 @@ def test_the_raw_is_never_flagged_even_against_a_wrong_background():
     assert rep["iterations"][0]["all"]["min"] < 100.0 - 0.005 * np.ptp(raw)  # what the old rule flagged
     assert rep["background_noise"] == pytest.approx(np.hypot(10.0, 2.0), rel=0.05)
     assert format_table(rep).count("<bg") == 2  # iteration 3 and the legend
+
+
+# -- the demo says it: before training (training data notice) and after prediction (summary) -------
+def test_demo_says_nothing_to_restore_before_training_and_no_restoration_after(tmp_path, caplog):
+    from types import SimpleNamespace
+
+    from deepcontrast.data import synthetic_tissue
+    from deepcontrast.demo import demo_settings, steps
+    from deepcontrast.evaluate import evaluate_iterates
+
+    s = demo_settings(quick=True)
+    s.update(shape=(8, 64, 64), n_patches_per_image=16)
+    raw, _ = synthetic_tissue((8, 64, 64), voxel_size=(2, .5, .5), degradation=FLAT, rng=1)
+    sample = SimpleNamespace(image=raw, axes="ZYX", degradation=FLAT, voxel_size=(2, .5, .5), surface="first",
+                             depth=0.0, microscope="auto")
+    data = steps.make_training_data(s, sample, tmp_path / "data", 0)
+    assert data.notice.startswith("nothing to restore") and "nothing to restore" in caplog.text
+    # a network that learned nothing: every iterate equals the raw
+    report = evaluate_iterates(raw, [raw.copy(), raw.copy()], "ZYX", voxel_size=(2, .5, .5), degradation=FLAT)
+    text = steps.summary(report, None, {"total": 1.0}, data.notice)
+    assert text.startswith("note (before training): nothing to restore")
+    assert "no restoration happened" in text and "suggested n_iter" not in text and "<bg" not in text

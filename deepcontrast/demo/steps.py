@@ -160,12 +160,13 @@ def export(model, path):
     return Path(model.export_TF(path))  # replaces an earlier export atomically
 
 
-def summary(report, quality, timings):
-    """The printed summary: evaluate's table, the quality check on the sample, the timings."""
+def summary(report, quality, timings, notice=None):
+    """The printed summary: the training data's notice (e.g. nothing to restore), evaluate's table (with restored
+    depth and chi2 per third, or 'no restoration happened'), the quality check on the sample, the timings."""
     from ..evaluate import format_table
 
     truth = "psnr" in report["iterations"][0]["all"]
-    lines = ["contrast gain (x raw), detail retention" + (", PSNR (dB) / SSIM vs the clean truth:" if truth else ":"),
+    lines = ([f"note (before training): {notice}", ""] if notice else []) + ["contrast gain (x raw), detail retention" + (", PSNR (dB) / SSIM vs the clean truth:" if truth else ":"),
              format_table(report)]
     if quality:
         where = "deepest third" if quality["region"] == "deepest_third" else "whole image"
