@@ -52,7 +52,7 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
 
     With a ``degradation`` (the model's training degradation) every iterate is also checked
     against the raw data through the forward model
-    (:func:`deepcontrast.consistency.check_consistency`, on a central crop of at most 256 x 256
+    (:func:`deepcontrast.consistency.check_consistency`, on a central crop of at most 128 x 128
     pixels per plane to bound the cost, see :mod:`deepcontrast.evaluate.consistency`): restored
     depth and chi2 per iteration for the shallow, middle and deep thirds. The suggestion then
     follows the data-consistency rule (:func:`deepcontrast.metrics.suggest_n_iter`), and when
