@@ -38,14 +38,9 @@ def nothing_to_restore_notice(deg, voxel_size, extra_depth, depth):
 
     Parameters
     ----------
-    deg : DeepTissueDegradation
-        The training degradation (e.g. calibrated).
-    voxel_size : sequence of float or None
-        Micrometres per pixel per spatial axis, ending with Y and X (``None``: 1 um).
-    extra_depth : float or (float, float)
-        Extra depth (um) of the training pairs, or its range.
-    depth : float
-        Depth (um) at which to judge: the plane of a 2D image, the middle of a stack.
+    deg, voxel_size, extra_depth, depth
+        The training degradation (e.g. calibrated) and where to judge it, as in
+        :func:`blur_increment_notice`.
 
     Returns
     -------
@@ -58,9 +53,7 @@ def nothing_to_restore_notice(deg, voxel_size, extra_depth, depth):
     >>> print(nothing_to_restore_notice(deg, (1.0, 1.0), (10, 40), 50.0))  # doctest: +ELLIPSIS
     nothing to restore: the forward model has no depth-dependent blur or haze ...
     """
-    px = 1.0 if voxel_size is None else float(min(np.ravel(voxel_size)[-2:]))
-    d = float(np.mean(np.ravel(extra_depth)))
-    z = float(depth)
+    px, d, z = _where(voxel_size, extra_depth, depth)
     if d <= 0:
         return None
     s_inc = deg.blur_rate * np.sqrt(2 * z * d + d * d)
@@ -112,9 +105,7 @@ def blur_increment_notice(deg, voxel_size, extra_depth, depth):
     >>> print(blur_increment_notice(DeepTissueDegradation(), (2.0, 2.0), (10, 40), 0.0))  # doctest: +ELLIPSIS
     blur increment 0.75 um = 0.38 px ...
     """
-    px = 1.0 if voxel_size is None else float(min(np.ravel(voxel_size)[-2:]))
-    d = float(np.mean(np.ravel(extra_depth)))
-    z = float(depth)
+    px, d, z = _where(voxel_size, extra_depth, depth)
     if d <= 0:
         return None
     path = np.sqrt(2 * z * d + d * d)
@@ -125,6 +116,12 @@ def blur_increment_notice(deg, voxel_size, extra_depth, depth):
     return (f"blur increment {s_inc:.2g} um = {s_inc / px:.2g} px (< {MIN_BLUR_INCREMENT_PX} px at {px:g} um pixels, "
             f"extra depth {d:g} um at {z:g} um deep): the network will learn denoising and contrast, not deblurring; "
             f"check voxel_size and depth, or raise extra_depth or blur_rate (e.g. deg.replace(blur_rate={need:.2g}))")
+
+
+def _where(voxel_size, extra_depth, depth):
+    """(lateral pixel size um, typical extra depth um, depth um) at which a notice judges."""
+    px = 1.0 if voxel_size is None else float(min(np.ravel(voxel_size)[-2:]))
+    return px, float(np.mean(np.ravel(extra_depth))), float(depth)
 
 
 def training_blur_notice(raw_data):
