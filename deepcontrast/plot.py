@@ -108,7 +108,7 @@ def _plane(img, axes, z):
 
 
 def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zoom=None, percentiles=(1, 99.8),
-                    cmap="magma", title=None, region=None, background=0.0):
+                    cmap="magma", title=None, region=None, background=0.0, consistency=None):
     """Raw image and each iterate side by side, on one display range, with an optional zoom inset.
 
     Parameters
@@ -124,8 +124,9 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
     titles : sequence of str, optional
         Extra title lines per panel (e.g. metrics), length ``1 + len(iterates)``. Default: each
         image's mean and 99.5th percentile (inside ``region``), so darkening and gain show next
-        to the picture, with "below bg!" when it holds values below ``background`` (negative
-        light, see :func:`deepcontrast.metrics.intensity_stats`).
+        to the picture, with "below bg!" when it holds values below ``background`` by more
+        than 4 times the raw's noise there (negative light, see
+        :func:`deepcontrast.metrics.intensity_stats`; never on the raw).
     z : int, optional
         Z slice to show for stacks (default: the last slice).
     zoom : (y0, y1, x0, x1) or True, optional
@@ -141,6 +142,12 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
         by default.
     background : float
         Intensity of no light, for the default titles' flag (default 0).
+    consistency : ConsistencyReport or list of dict, optional
+        What each iteration restored according to the raw data (a
+        :class:`~deepcontrast.consistency.ConsistencyReport` or its ``to_table()`` rows): the
+        panel of iteration ``k`` (the ``k``-th after the raw) gets a line with its median
+        restored depth and chi2 per third of the stack, e.g. ``restored 4/9/17 um, chi2
+        1.0/1.1/1.2`` (shallow/middle/deep).
 
     Returns
     -------
@@ -159,7 +166,15 @@ def plot_iterations(raw, iterates, axes, *, labels=None, titles=None, z=None, zo
     images = [raw] + list(iterates)
     n = len(images)
     labels = list(labels) if labels is not None else ["raw"] + [f"iteration {k}" for k in range(1, n)]
-    titles = list(titles) if titles is not None else [_stats_title(im, raw, region, background) for im in images]
+    if titles is None:
+        from .metrics import background_noise
+
+        noise = background_noise(np.asarray(raw), background)  # of the whole raw
+        titles = [_stats_title(im, raw, region, background, noise) for im in images]
+    titles = list(titles)
+    for k, line in _consistency_lines(consistency).items():
+        if k < len(titles):
+            titles[k] = f"{titles[k]}\n{line}" if titles[k] else line
     if len(labels) != n or len(titles) != n:
         raise ValueError(f"labels and titles need {n} entries (raw + {n - 1} images), got {len(labels)} and {len(titles)}")
     shape = np.shape(raw)
@@ -204,7 +219,7 @@ def _zoom_inset(ax, p, zoom, **imshow):
     ax.add_patch(_rect(x0, y0, x1 - x0, y1 - y0))
 
 
-def _stats_title(img, raw, region, background):
+def _stats_title(img, raw, region, background, noise):
     from .metrics import intensity_stats
 
     img, raw, mask = np.asarray(img), np.asarray(raw), None
@@ -212,8 +227,23 @@ def _stats_title(img, raw, region, background):
         img, raw = img[region], raw[region]
     elif region is not None:
         mask = region
-    st = intensity_stats(img, raw, mask=mask, background=background)
+    st = intensity_stats(img, raw, mask=mask, background=background, noise=noise)
     return f"mean {st['mean']:.3g}, p99.5 {st['p99_5']:.3g}" + (" (below bg!)" if st["below_background"] else "")
+
+
+def _consistency_lines(consistency):
+    """{panel index (= iteration): 'restored a/b/c um, chi2 x/y/z'} from a consistency report or its table rows."""
+    if consistency is None:
+        return {}
+    rows = consistency.to_table() if hasattr(consistency, "to_table") else list(consistency)
+    out = {}
+    for k in sorted({r["iteration"] for r in rows}):
+        mine = [r for r in rows if r["iteration"] == k]
+        depth = "/".join(f"{r['restored_depth']:.2g}" for r in mine)
+        chi2 = "/".join(f"{r['chi2']:.2g}" for r in mine)
+        where = "" if len(mine) == 1 else " (" + "/".join(r["region"][0] for r in mine) + ")"
+        out[int(k)] = f"restored {depth} um, chi2 {chi2}{where}"
+    return out
 
 
 def _rect(x, y, w, h):

@@ -179,3 +179,28 @@ def test_report_shows_level_drift_and_flags_negative_light(caplog):
     assert "below the background" in caplog.text
     table = format_table(rep)
     assert "p99.5" in table and table.count("<bg") == 2  # the flagged row and its legend
+
+
+def test_cli_evaluate_prints_consistency_columns(tmp_path, capsys):
+    import tifffile
+
+    from deepcontrast.cli import main
+    from deepcontrast.models import Config, DeepContrast
+
+    # a tiny model whose training degradation is recorded: the report checks its iterates against the raw
+    settings = {"degradation": DeepTissueDegradation(photons=50).to_dict(), "voxel_size": [10.0, 0.5, 0.5]}
+    config = Config("ZYX", unet_n_depth=1, unet_n_first=4, train_tensorboard=False, precision="float32",
+                    degradation_settings=settings)
+    model = DeepContrast(config, "tiny3d", basedir=str(tmp_path / "models"))
+    model.keras_model.save_weights(str(model.logdir / "weights_best.h5"))
+    raw, _ = sample(nz=6)
+    tifffile.imwrite(tmp_path / "img.tif", raw)
+    argv = ["evaluate", str(tmp_path / "models" / "tiny3d"), str(tmp_path / "img.tif"), "--axes", "ZYX",
+            "--n-iter", "2", "--no-baselines", "-o"]
+    assert main(argv + [str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "data consistency" in out and "shallow" in out and "deep" in out
+    rep = json.loads((tmp_path / "report" / "metrics.json").read_text())
+    assert np.shape(rep["consistency"]["restored_depth"]) == (2, 6)
+    assert main(argv + [str(tmp_path / "plain"), "--no-consistency"]) == 0
+    assert "data consistency" not in capsys.readouterr().out

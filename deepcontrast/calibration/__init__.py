@@ -40,10 +40,10 @@ from .depth import contrast_vs_model, fit_attenuation, slice_stats
 from .depthmap import depth_maps, is_flat, tile_stats, tissue_mask, voxel_profile
 from .spectral import fit_spectral
 from .noise import fit_noise
-from .notice import blur_increment_notice, training_blur_notice
+from .notice import blur_increment_notice, nothing_to_restore_notice, training_blur_notice
 from .report import CalibrationReport
 
-__all__ = ["blur_increment_notice", "calibrate", "CalibrationReport", "fit_noise", "training_blur_notice"]
+__all__ = ["blur_increment_notice", "calibrate", "nothing_to_restore_notice", "CalibrationReport", "fit_noise", "training_blur_notice"]
 
 log = logging.getLogger(__name__)
 

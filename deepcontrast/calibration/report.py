@@ -98,15 +98,18 @@ class CalibrationReport:
         return "\n".join(lines)
 
     def blur_notice(self, extra_depth=(10.0, 40.0)):
-        """The one-line sub-pixel blur notice for training pairs ``extra_depth`` um deeper, or None.
+        """One line when the calibrated model will teach no restoration or no deblurring, or None.
 
-        Judged at the middle of the calibrated images' depth range and their lateral pixel
-        size; see :func:`deepcontrast.calibration.blur_increment_notice`.
+        "nothing to restore" when it has no depth-dependent blur or haze at all
+        (:func:`deepcontrast.calibration.nothing_to_restore_notice`), else the sub-pixel blur
+        notice (:func:`deepcontrast.calibration.blur_increment_notice`) for training pairs
+        ``extra_depth`` um deeper, judged at the middle of the calibrated images' depth range
+        and their lateral pixel size.
         """
-        from .notice import blur_increment_notice
+        from .notice import restoration_notice
 
         lo, hi = self.inputs.get("depth_range") or [self.inputs.get("depth", 0.0)] * 2
-        return blur_increment_notice(self.degradation, self.inputs.get("voxel_size"), extra_depth, (lo + hi) / 2)
+        return restoration_notice(self.degradation, self.inputs.get("voxel_size"), extra_depth, (lo + hi) / 2)
 
     def __str__(self):
         return self.summary()

@@ -10,8 +10,10 @@ def add_parser(sub):
     p = sub.add_parser(
         "evaluate",
         help="measure contrast gained and detail lost per iteration (report folder + table)",
-        description="Apply a trained model iteratively to IMAGE.tif, compare with CLAHE and Richardson-Lucy, and "
-        "write OUT/metrics.json, contrast_profile.png, iterations.png, tradeoff.png and TIFFs of every image.",
+        description="Apply a trained model iteratively to IMAGE.tif, compare with CLAHE and Richardson-Lucy, check "
+        "every iteration against the raw data through the model's forward model (restored depth and chi2 per third "
+        "of the stack), and write OUT/metrics.json, contrast_profile.png, iterations.png, tradeoff.png and TIFFs of "
+        "every image.",
     )
     p.add_argument("model", metavar="MODEL_DIR", help="model folder, e.g. models/my_model")
     p.add_argument("input", metavar="IMAGE.tif")
@@ -24,6 +26,10 @@ def add_parser(sub):
     p.add_argument("--depth", type=float, default=0.0, help="depth (um) of the image (2D) or of its surface-end slice (default 0)")
     p.add_argument("--n-tiles", help="tiles per axis of the image for prediction, e.g. 1,4,4 (default: automatic)")
     p.add_argument("--no-baselines", action="store_true", help="skip CLAHE and Richardson-Lucy")
+    p.add_argument("--no-consistency", action="store_true",
+                   help="skip the check of each iteration against the raw data (restored depth and chi2 columns; it "
+                   "runs on a central crop of at most 128x128 pixels per plane, one forward pass per 5 um of depth "
+                   "and iteration)")
     p.add_argument("--overwrite", action="store_true", help="replace existing report files in OUT_DIR")
     p.set_defaults(func=run)
 
@@ -50,6 +56,6 @@ def run(args):
     model = DeepContrast(None, name=folder.name, basedir=str(folder.resolve().parent))
     report = evaluate_model(model, img, args.axes, n_iter=args.n_iter, ground_truth=gt, voxel_size=vs,
                             surface=args.surface, depth=args.depth, n_tiles=n_tiles, baselines=not args.no_baselines,
-                            out_dir=out, overwrite=args.overwrite)
+                            out_dir=out, overwrite=args.overwrite, consistency=not args.no_consistency)
     print(format_table(report))
     print(f"wrote report to {out}/ (metrics.json, contrast_profile.png, iterations.png, tradeoff.png, TIFFs)")

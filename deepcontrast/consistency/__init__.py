@@ -32,11 +32,16 @@ model's depth-varying axial blur composes only approximately (pushing by 10 then
 pushing by 20); planted bright disks stand out in :meth:`ConsistencyReport.residual_map`
 (AUC 0.97).
 
+:func:`choose_iterations` (:mod:`.choice`) turns a report into the most restoration the data
+support per plane: the rule of ``predict_adaptive`` and of the data-consistency suggestion of
+:func:`deepcontrast.metrics.suggest_n_iter`.
+
 Cost: one forward pass of the stack per grid depth and iterate (the per-plane sums add under
 10%): on ``synthetic_tissue((32, 192, 192), rng=3)`` with 3 iterates, 19 depths, 54 passes,
 4.4-6.7 s on 2 busy cores. ``step=10`` halves it and moved restored depths by at most 1.5 um.
 """
 from .check import check_consistency, noise_variance
+from .choice import choose_iterations
 from .report import ConsistencyReport
 
-__all__ = ["check_consistency", "ConsistencyReport", "noise_variance"]
+__all__ = ["check_consistency", "choose_iterations", "ConsistencyReport", "noise_variance"]

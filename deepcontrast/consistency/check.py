@@ -122,12 +122,16 @@ def check_consistency(raw, iterates, axes, degradation, *, voxel_size=None, surf
     if at_edge.any() and grid[-1] > 0:
         notes.append(f"{int(at_edge.sum())} plane(s) reached the deepest depth tried ({grid[-1]:g} um): "
                      "raise max_depth to see how far they were restored")
+    blind = _depth_blind(fwd, vs, grid, plane_depth)
+    if blind:
+        notes.append(blind)
     report = ConsistencyReport(
         restored_depth=np.asarray(rd), chi2=np.asarray(c2), gain=np.asarray(gain), offset=np.asarray(offset),
         plane_depth=plane_depth, grid=grid, noise=noise, degradation=deg, notes=notes,
         inputs={"axes": axes, "shape": list(raw.shape), "voxel_size": list(size.values()), "surface": surface,
                 "depth": depth_given, "n_iter": len(its)},
         cost={"seconds": time.perf_counter() - t0, "forward_passes": search.calls, "grid_points": len(grid)},
+        measurable=blind is None,
         _state={"raw": raw_zyx, "iterates": its, "var": var, "search": search, "where": where, "order": order})
     log.info("consistency:\n%s", report.summary())
     return report
@@ -149,6 +153,18 @@ def noise_variance(raw_zyx, noise):
         np.maximum(sm, 1.0 / photons, out=sm)  # at least one photon
         var += sm / np.float32(photons)
     return var
+
+
+def _depth_blind(fwd, vs, grid, plane_depth):
+    """A note when the forward model adds no depth-dependent blur or haze even over the deepest push tried, else None."""
+    from ..calibration.notice import nothing_to_restore_notice
+
+    if grid[-1] <= 0 or nothing_to_restore_notice(fwd, vs, grid[-1], float(np.median(plane_depth))) is None:
+        return None
+    scat = "None" if fwd.scattering_length is None else f"{fwd.scattering_length:g} um"
+    return (f"restored depth is not measurable: the forward model adds no depth-dependent blur or haze over "
+            f"{grid[-1]:g} um (blur_rate {fwd.blur_rate:.2g}, scattering_length {scat}), so every depth explains the "
+            "raw equally well: no restoration happened (see deepcontrast.calibration.nothing_to_restore_notice)")
 
 
 # -- checks -------------------------------------------------------------------------------------

@@ -7,10 +7,9 @@ import numpy as np
 from ..internals.axes import axes_last
 from ..internals.files import to_jsonable
 
-__all__ = ["ConsistencyReport"]
+from .choice import NO_RESTORATION, no_restoration
 
-#: restored depth (um) below which an iterate counts as "no restoration" in the summary
-NO_RESTORATION = 1.0
+__all__ = ["ConsistencyReport"]
 
 
 @dataclass
@@ -42,6 +41,10 @@ class ConsistencyReport:
     notes : list of str
     inputs, cost : dict
         Axes, shape, voxel size, surface, depth; seconds and forward passes.
+    measurable : bool
+        False when the forward model adds no depth-dependent blur or haze over the depths
+        tried (e.g. a calibration that found none): then every depth explains the raw equally
+        well, ``restored_depth`` means nothing, and :attr:`no_restoration` is True.
 
     Examples
     --------
@@ -61,12 +64,19 @@ class ConsistencyReport:
     notes: list = field(default_factory=list)
     inputs: dict = field(default_factory=dict)
     cost: dict = field(default_factory=dict)
+    measurable: bool = True
     _state: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_iter(self):
         """Number of iterates checked."""
         return len(self.chi2)
+
+    @property
+    def no_restoration(self):
+        """True when no restoration happened: every iterate's median restored depth is about 0 (< 1 um), or
+        restored depth is not measurable with this forward model (:attr:`measurable`)."""
+        return (not self.measurable) or no_restoration(self.restored_depth)
 
     def residual_map(self, k):
         """Signed residual of iterate ``k`` (1-based) in noise units, shaped like the raw.
@@ -143,7 +153,8 @@ class ConsistencyReport:
         d = {"restored_depth": self.restored_depth, "chi2": self.chi2, "gain": self.gain, "offset": self.offset,
              "plane_depth": self.plane_depth, "grid": self.grid, "noise": self.noise,
              "degradation": self.degradation.to_dict(), "table": self.to_table(), "notes": self.notes,
-             "inputs": self.inputs, "cost": self.cost}
+             "inputs": self.inputs, "cost": self.cost, "measurable": self.measurable,
+             "no_restoration": self.no_restoration}
         d = to_jsonable(d)
         json.dumps(d)  # fail here, not in the caller
         return d

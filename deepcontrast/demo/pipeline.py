@@ -33,7 +33,9 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
        trained on per-plane patches, :func:`deepcontrast.data.per_slice`, and applied with
        per-plane normalization);
     4. iterative prediction and evaluation (:func:`~deepcontrast.evaluate.evaluate_model`)
-       against the clean truth (sample only) and the CLAHE / Richardson-Lucy baselines:
+       against the clean truth (sample only), the CLAHE / Richardson-Lucy baselines and the raw
+       data itself (restored depth and chi2 per third of the stack through the training
+       degradation; "no restoration happened" when no iterate restored any depth):
        ``metrics.json``, figures and TIFFs in ``out_dir``;
     5. export for Fiji's CSBDeep plugin (``out_dir/models/demo_model/TF_SavedModel.zip``).
 
@@ -73,7 +75,9 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
         ``report`` (the evaluation report of ``evaluate_model``, also in ``metrics.json``),
         ``quality`` (the built-in sample's quality bar in the deepest third of the stack: PSNR
         gain of the best iteration over the raw, CLAHE and Richardson-Lucy figures, contrast
-        gains, ``checks`` and ``passed``; None for your own data), ``settings``, ``timings`` (seconds per step), ``paths`` (every
+        gains, ``checks`` and ``passed``; None for your own data), ``notice`` (the one-line warning about the
+        training degradation said before training, e.g. that it has nothing to restore; None), ``settings``,
+        ``timings`` (seconds per step), ``paths`` (every
         file and folder written), ``history`` (the training logs per key, also in the model
         folder's ``deepcontrast.json``) and ``table`` (the printed summary). ``demo_summary.json``
         holds all but ``report`` and ``history``, which have their own files.
@@ -123,8 +127,8 @@ def run_demo(out_dir="deepcontrast_demo", *, quick=False, input=None, axes=None,
     timings["total"] = time.perf_counter() - t_start
 
     paths.update(_report_files(out, s["n_iter"], report))
-    table = steps.summary(report, quality, timings)
-    result = dict(report=report, quality=quality, settings=s, timings=timings,
+    table = steps.summary(report, quality, timings, data.notice)
+    result = dict(report=report, quality=quality, settings=s, timings=timings, notice=data.notice,
                   history={k: [float(v) for v in vs] for k, vs in (history or {}).items()},
                   paths={k: str(v) for k, v in paths.items()}, table=table)
     summary_file = out / "demo_summary.json"

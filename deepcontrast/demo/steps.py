@@ -48,7 +48,8 @@ def make_training_data(s, sample, data_dir, seed):
     )
     from ..calibration import training_blur_notice
 
-    if notice := training_blur_notice(raw_data):
+    notice = training_blur_notice(raw_data)  # said before training: e.g. "nothing to restore"
+    if notice:
         log.warning("%s", notice)
     file = Path(data_dir) / "training_data.npz"
     n_per = max(1, s["n_patches_per_image"] // s["n_degradations"])
@@ -71,7 +72,7 @@ def make_training_data(s, sample, data_dir, seed):
 
     if settings_path(file).exists():
         paths["training_data_settings"] = settings_path(file)
-    return SimpleNamespace(file=file, settings=raw_data.settings, paths=paths)
+    return SimpleNamespace(file=file, settings=raw_data.settings, paths=paths, notice=notice)
 
 
 def train(s, data, basedir, name, seed=None):
@@ -159,12 +160,13 @@ def export(model, path):
     return Path(model.export_TF(path))  # replaces an earlier export atomically
 
 
-def summary(report, quality, timings):
-    """The printed summary: evaluate's table, the quality check on the sample, the timings."""
+def summary(report, quality, timings, notice=None):
+    """The printed summary: the training data's notice (e.g. nothing to restore), evaluate's table (with restored
+    depth and chi2 per third, or 'no restoration happened'), the quality check on the sample, the timings."""
     from ..evaluate import format_table
 
     truth = "psnr" in report["iterations"][0]["all"]
-    lines = ["contrast gain (x raw), detail retention" + (", PSNR (dB) / SSIM vs the clean truth:" if truth else ":"),
+    lines = ([f"note (before training): {notice}", ""] if notice else []) + ["contrast gain (x raw), detail retention" + (", PSNR (dB) / SSIM vs the clean truth:" if truth else ":"),
              format_table(report)]
     if quality:
         where = "deepest third" if quality["region"] == "deepest_third" else "whole image"

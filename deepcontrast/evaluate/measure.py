@@ -13,16 +13,13 @@ from ..degradation import slice_depths
 from ..internals.axes import axes_last, check_image_axes, spatial_voxel_size
 from ..internals.files import to_jsonable
 from ..version import __version__
+from .consistency import consistency_section
 from .report import _BASELINE_LABELS, check_targets, write_report
 
 __all__ = ["evaluate_model", "evaluate_iterates", "compute_baselines"]
 
 log = logging.getLogger(__name__)
 
-_SUGGESTION_RULE = (
-    "largest k such that every iteration 1..k keeps detail_retention >= {r} and raises the contrast "
-    "gain by >= {g:.0%} over the previous iteration (whole image; 1 if even iteration 1 fails)"
-)
 
 
 def _deepest_third(axes, shape, surface):
@@ -39,8 +36,8 @@ def _deepest_third(axes, shape, surface):
 
 def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None, voxel_size=None, surface="first",
                       depth=0.0, normalize="affine", min_retention=0.97, min_gain_step=0.02, metric="rms",
-                      background=0.0):
-    """Measure the iterates of a prediction (and baselines) against the raw image.
+                      background=0.0, degradation=None, consistency=None):
+    """Measure the iterates of a prediction (and baselines) against the raw image, and against its data.
 
     For the whole image and, for stacks of >= 3 slices, for the deepest third of Z (where the
     restoration matters most), every image gets the metrics of
@@ -49,7 +46,18 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     ``ground_truth``, PSNR / SSIM / NRMSE (normalization ``normalize``, see
     :func:`deepcontrast.metrics.psnr`), and the drift a contrast gain can hide: mean, 99.5th
     percentile (bright structures) and minimum, with ``below_background`` flagging negative
-    light (see :func:`deepcontrast.metrics.intensity_stats`).
+    light more than 4 noise standard deviations below ``background`` (the raw's noise there,
+    :func:`deepcontrast.metrics.background_noise`; see :func:`deepcontrast.metrics.intensity_stats`;
+    the raw is never flagged).
+
+    With a ``degradation`` (the model's training degradation) every iterate is also checked
+    against the raw data through the forward model
+    (:func:`deepcontrast.consistency.check_consistency`, on a central crop of at most 128 x 128
+    pixels per plane to bound the cost, see :mod:`deepcontrast.evaluate.consistency`): restored
+    depth and chi2 per iteration for the shallow, middle and deep thirds. The suggestion then
+    follows the data-consistency rule (:func:`deepcontrast.metrics.suggest_n_iter`), and when
+    no iterate restored any depth the report says that no restoration happened
+    (``no_restoration``) and suggests no iteration (``suggested_n_iter`` None).
 
     Parameters
     ----------
@@ -77,6 +85,11 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         Contrast metric of the per-slice profile.
     background : float
         Intensity of no light in the images (camera offset; default 0).
+    degradation : DeepTissueDegradation, dict or 'auto', optional
+        Forward model of the consistency check; None (and no ``consistency``) skips it.
+    consistency : ConsistencyReport, optional
+        A consistency check of these iterates already made (e.g. ``predict_adaptive``'s report's
+        ``consistency``), used instead of running one.
 
     Returns
     -------
@@ -85,7 +98,10 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         ``deepest_third`` metric dicts), ``baselines`` (same structure by name),
         ``contrast_profile`` (per-slice contrast with ``depth_um``; negative intensities clipped to 0 as in
         :func:`~deepcontrast.metrics.iteration_tradeoff`), ``suggested_n_iter`` and
-        ``suggestion_rule``, ``best_iteration_by_psnr`` (with ground truth), and the settings.
+        ``suggestion_rule``, ``suggested_by`` (``'image statistics'``, ``'data consistency'``
+        or ``'no restoration'``), ``suggestions`` (each rule's answer), ``no_restoration``,
+        ``consistency`` (see :func:`~deepcontrast.evaluate.consistency.consistency_section`;
+        None without a degradation), ``best_iteration_by_psnr`` (with ground truth), and the settings.
         Non-finite values (PSNR of identical images) and undefined metrics (e.g. RMS contrast of
         an image with a negative mean; a warning is logged) are stored as None.
 
@@ -109,10 +125,25 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     if region is not None:
         regions["deepest_third"] = region[0]
     sub = _region_planes(axes, regions)
-    kw = dict(normalize=normalize, background=float(background))
+    noise = M.background_noise(raw, float(background))  # of the whole raw, for every region
+    kw = dict(normalize=normalize, background=float(background), noise=noise)
     tables, rows = _iteration_rows(raw, iterates, ground_truth, regions, sub, kw)
     base_rows = _baseline_rows(raw, baselines, ground_truth, regions, sub, kw)
-    suggested = M.suggest_n_iter(tables["all"], min_retention=min_retention, min_gain_step=min_gain_step)
+    if isinstance(degradation, dict):
+        from ..degradation import DeepTissueDegradation
+
+        degradation = DeepTissueDegradation.from_dict(degradation)
+    section = None
+    if consistency is not None or degradation is not None:
+        _, section = consistency_section(raw, iterates, axes, degradation, voxel_size=voxel_size, surface=surface,
+                                         depth=depth, report=consistency)
+        section = None if "skipped" in section else section
+    suggested, why = M.suggest_n_iter(tables["all"], min_retention=min_retention, min_gain_step=min_gain_step,
+                                      consistency=section, explain=True)
+    no_restoration = why["rule"] == "no restoration"
+    if no_restoration:
+        log.warning("no restoration happened: no iterate restored any depth according to the raw data (%s)",
+                    "; ".join(section["notes"]) or "restored depth about 0 um")
     depths = _slice_depths(raw.shape, axes, vs, depth, surface)
     profile = _contrast_profiles(raw, iterates, baselines, axes, metric, depths)
 
@@ -125,13 +156,18 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         "depth": float(depth),
         "surface": surface,
         "background": float(background),
+        "background_noise": float(noise),
         "normalize": normalize if ground_truth is not None else None,
         "regions": {"all": "the whole image"},
         "iterations": rows,
         "baselines": base_rows,
         "contrast_profile": profile,
-        "suggested_n_iter": int(suggested),
-        "suggestion_rule": _SUGGESTION_RULE.format(r=min_retention, g=min_gain_step),
+        "suggested_n_iter": None if no_restoration else int(suggested),
+        "suggestion_rule": why["text"],
+        "suggested_by": why["rule"],
+        "suggestions": {"image_statistics": why["image_statistics"], "data_consistency": why["data_consistency"]},
+        "no_restoration": no_restoration,
+        "consistency": section,
     }
     if region is not None:
         z0, z1 = region[1]
@@ -176,9 +212,9 @@ def _iteration_rows(raw, iterates, ground_truth, regions, sub, kw):
                                         ground_truth=sub(ground_truth, key), **kw) for key in regions}
     below = [k for k in range(1, len(iterates) + 1) if tables["all"][k]["below_background"]]
     if below:
-        log.warning("iteration(s) %s go below the background (%g) by more than 0.5%% of the raw's range: "
-                    "negative light; predict with physical=True (the default) keeps iterates physical",
-                    ", ".join(map(str, below)), kw["background"])
+        log.warning("iteration(s) %s go below the background (%g) by more than %g times the raw's noise there "
+                    "(%.3g): negative light; predict with physical=True (the default) keeps iterates physical",
+                    ", ".join(map(str, below)), kw["background"], M.BELOW_BG_NOISE_UNITS, kw["noise"])
     rows = [{"iteration": k, "label": "raw" if k == 0 else f"iteration {k}",
              **{key: {m: v for m, v in tables[key][k].items() if m != "iteration"} for key in regions}}
             for k in range(len(iterates) + 1)]
@@ -213,7 +249,8 @@ def _contrast_profiles(raw, iterates, baselines, axes, metric, depths):
     return profile
 
 
-def _resolve_degradation(model, degradation):
+def _resolve_degradation(model, degradation, default=True):
+    """The given degradation, else the model's training degradation, else the package defaults (None if not default)."""
     from ..degradation import DeepTissueDegradation
 
     if degradation is not None:
@@ -221,7 +258,7 @@ def _resolve_degradation(model, degradation):
     settings = getattr(model, "degradation_settings", None) or {}
     if isinstance(settings, dict) and isinstance(settings.get("degradation"), dict):
         return DeepTissueDegradation.from_dict(settings["degradation"])
-    return DeepTissueDegradation()
+    return DeepTissueDegradation() if default else None
 
 
 def compute_baselines(img, axes, *, degradation=None, voxel_size=None, depth=0.0, surface="first", rl_iter=10):
@@ -236,7 +273,8 @@ def compute_baselines(img, axes, *, degradation=None, voxel_size=None, depth=0.0
 
 
 def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=None, surface="first", depth=0.0,
-                   n_tiles=None, baselines=True, out_dir=None, overwrite=False, degradation=None, rl_iter=10):
+                   n_tiles=None, baselines=True, out_dir=None, overwrite=False, degradation=None, rl_iter=10,
+                   consistency=True):
     """Predict ``n_iter`` iterations with ``model`` and measure them against the raw and baselines.
 
     Calls ``model.predict_iterative(img, axes, n_iter, n_tiles=n_tiles)``, computes CLAHE and
@@ -272,9 +310,14 @@ def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=
     overwrite : bool
         Replace existing report files in ``out_dir``.
     degradation : DeepTissueDegradation or dict, optional
-        Forward model for the Richardson-Lucy PSF (default: the model's, else package defaults).
+        Forward model for the Richardson-Lucy PSF (default: the model's, else package defaults)
+        and for the consistency check (default: the model's training degradation; a model
+        without one is not checked).
     rl_iter : int
         Richardson-Lucy iterations.
+    consistency : bool
+        Check every iterate against the raw data through the forward model (restored depth and
+        chi2 per third; bounded cost, see :mod:`deepcontrast.evaluate.consistency`).
 
     Returns
     -------
@@ -311,8 +354,11 @@ def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=
         log.info("computing CLAHE and Richardson-Lucy baselines")
         base = compute_baselines(img, axes, degradation=_resolve_degradation(model, degradation), voxel_size=voxel_size,
                                  depth=depth, surface=surface, rl_iter=rl_iter)
+    check = _resolve_degradation(model, degradation, default=False) if consistency else None
+    if consistency and check is None:
+        log.info("no consistency check: the model records no training degradation; pass degradation=")
     report = evaluate_iterates(img, iterates, axes, ground_truth=ground_truth, baselines=base, voxel_size=voxel_size,
-                               surface=surface, depth=depth, background=background)
+                               surface=surface, depth=depth, background=background, degradation=check)
     report["model"] = str(getattr(model, "name", "") or "")
     if out_dir is not None:
         write_report(out_dir, report, img, iterates, axes, baselines=base, overwrite=overwrite)

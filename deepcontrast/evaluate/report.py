@@ -9,7 +9,7 @@ import numpy as np
 from ..internals.files import atomic_write
 from ..internals.tiff import write_tiff
 
-__all__ = ["REPORT_FILES", "check_targets", "format_table", "write_report"]
+__all__ = ["REPORT_FILES", "check_targets", "consistency_lines", "format_table", "write_report"]
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def _report_figures(report, raw, iterates, axes, baselines):
         "iterations.png": plot_iterations(raw, list(labels.values())[1:], axes, labels=list(labels),
                                           titles=[_panel_title(r[key]) for r in rows]
                                           + [_panel_title(b[key]) for b in report["baselines"].values()],
-                                          z=z, zoom=True,
+                                          z=z, zoom=True, consistency=(report.get("consistency") or {}).get("table"),
                                           title=f"Raw, iterations and baselines ({'' if z is None else f'Z slice {z}, '}{what})"),
         "tradeoff.png": plot_tradeoff([{"iteration": r["iteration"], **r["all"]} for r in rows],
                                       suggested=report["suggested_n_iter"],
@@ -141,6 +141,23 @@ def _panel_title(m):
     if "psnr" in m:
         t += f"\nPSNR {_fmt(m.get('psnr'), '.1f')} dB, SSIM {_fmt(m.get('ssim'), '.2f')}"
     return t
+
+
+def consistency_lines(report):
+    """The data-consistency block of :func:`format_table`: restored depth / chi2 per iteration and third ([] without)."""
+    section = report.get("consistency")
+    if not section or not section.get("table"):
+        return []
+    rows = section["table"]
+    regions = list(dict.fromkeys(r["region"] for r in rows))
+    span = {r["region"]: r["depth_um"] for r in rows}
+    lines = ["", "data consistency (median restored depth um / chi2 vs the raw; chi2 ~ 1: explained within its noise):",
+             f"{'':<16}" + "".join(f"{f'{g} {span[g][0]:.3g}-{span[g][1]:.3g} um':>24}" for g in regions)]
+    for k in sorted({r["iteration"] for r in rows}):
+        cells = {r["region"]: f"{r['restored_depth']:.3g} / {r['chi2']:.3g}" for r in rows if r["iteration"] == k}
+        lines.append(f"{f'iteration {k}':<16}" + "".join(f"{cells[g]:>24}" for g in regions))
+    lines += [f"note: {t}" for t in section.get("notes", [])]
+    return lines + [""]
 
 
 def format_table(report):
@@ -186,10 +203,19 @@ def format_table(report):
             line += "  <bg"
         lines.append(line)
     if any(r["all"].get("below_background") for _, r in rows):
-        lines.append(f"<bg: values below the background ({report.get('background', 0.0):g}) by more than 0.5% of the "
-                     "raw's range (negative light)")
-    lines.append(f"suggested n_iter: {report['suggested_n_iter']}  (last iteration that still raises contrast and keeps "
-                 "detail; rule in metrics.json)")
+        noise = report.get("background_noise")
+        lines.append(f"<bg: 0.1% of the values lie below the background ({report.get('background', 0.0):g}) by more than "
+                     f"4 times the raw's noise there{'' if noise is None else f' ({noise:.3g})'}: negative light")
+    lines += consistency_lines(report)
+    if report.get("no_restoration"):
+        lines.append("no restoration happened: no iterate restored any depth the raw data can tell (restored depth "
+                     "about 0 um, or not measurable with this forward model), so no n_iter is suggested; check the "
+                     "calibration note (voxel size, surface, blur_rate, scattering_length)")
+    else:
+        by = report.get("suggested_by", "image statistics")
+        why = ("the most iterations the planes' raw data support" if by == "data consistency"
+               else "last iteration that still raises contrast and keeps detail")
+        lines.append(f"suggested n_iter: {report['suggested_n_iter']}  (by {by}: {why}; rule in metrics.json)")
     if truth:
         best = report["best_iteration_by_psnr"]
         lines.append("best iteration by PSNR vs ground truth: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in best.items()))

@@ -18,7 +18,8 @@ function), an empty mask or a non-positive mean raises a ValueError saying what 
 """
 from .contrast import CONTRAST_METRICS, contrast_profile, dcts, michelson_contrast, rms_contrast, weber_contrast
 from .reference import detail_retention, nrmse, psnr, ssim
-from .tradeoff import image_metrics, intensity_stats, iteration_tradeoff, suggest_n_iter
+from .levels import BELOW_BG_NOISE_UNITS, background_noise, intensity_stats
+from .tradeoff import image_metrics, iteration_tradeoff, suggest_n_iter
 
 __all__ = [
     "rms_contrast",
@@ -33,6 +34,7 @@ __all__ = [
     "iteration_tradeoff",
     "image_metrics",
     "intensity_stats",
+    "background_noise",
     "suggest_n_iter",
     "CONTRAST_METRICS",
 ]

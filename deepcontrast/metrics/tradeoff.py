@@ -4,13 +4,14 @@ import logging
 import numpy as np
 
 from .contrast import dcts, michelson_contrast, rms_contrast, weber_contrast
+from .levels import background_noise, intensity_stats
 from .reference import detail_retention, nrmse, psnr, ssim
 
 log = logging.getLogger(__name__)
 
 
 def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize="affine", band=(1.0, 4.0),
-                       background=0.0):
+                       background=0.0, noise=None):
     r"""Contrast gained and detail kept by each iteration, as a table (list of dicts).
 
     Row 0 is the raw image, row ``k`` the ``k``-th iterate. Each row holds
@@ -24,8 +25,9 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
     * ``detail_retention = detail_retention(raw, iterate, band)`` (1 for the raw);
     * the drift an iteration can hide behind a contrast gain (inside ``mask`` when given): the
       ``mean`` intensity, the ``p99_5`` (99.5th percentile: the level of bright structures),
-      the ``min``, and ``below_background`` (True when the minimum is below ``background``
-      by more than 0.5% of the raw's intensity range: negative light);
+      the ``min``, and ``below_background`` (True when the 0.1th percentile lies more than 4
+      noise standard deviations below ``background``: negative light, see
+      :func:`~deepcontrast.metrics.intensity_stats`; never for the raw, row 0);
     * with ``ground_truth``: ``psnr``, ``ssim``, ``nrmse`` (see :func:`psnr`).
 
     A metric that is undefined for an image (e.g. RMS contrast of an image with a negative
@@ -47,6 +49,9 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
         Band (px) of :func:`detail_retention`.
     background : float
         Intensity of no light (camera offset; default 0).
+    noise : float, optional
+        Noise standard deviation at the background (default
+        :func:`~deepcontrast.metrics.background_noise` of ``raw``).
 
     Returns
     -------
@@ -66,17 +71,19 @@ def iteration_tradeoff(raw, iterates, *, mask=None, ground_truth=None, normalize
     for k, x in enumerate(images[1:], 1):
         if x.shape != raw.shape:
             raise ValueError(f"iterate {k} has shape {x.shape} but the raw image has shape {raw.shape}; they must match")
+    if noise is None:
+        noise = background_noise(raw, background)
     rows = []
     for k, x in enumerate(images):
         row = {"iteration": k}
         row.update(image_metrics(x, raw, mask=mask, ground_truth=ground_truth, normalize=normalize, band=band,
-                                 background=background))
+                                 background=background, noise=noise))
         rows.append(row)
     return rows
 
 
 def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine", band=(1.0, 4.0), raw_rms=None,
-                  background=0.0):
+                  background=0.0, noise=None):
     """The metrics of one row of :func:`iteration_tradeoff`: ``img`` measured against ``raw``.
 
     Parameters
@@ -89,13 +96,15 @@ def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine",
         RMS contrast of the raw (within ``mask``), if already known.
     background : float
         Intensity of no light, for ``below_background`` (default 0).
+    noise : float, optional
+        Noise standard deviation at the background, for ``below_background`` (default: from ``raw``).
 
     Returns
     -------
     dict
         ``rms_contrast``, ``michelson_contrast``, ``weber_contrast``, ``dcts``,
         ``contrast_gain``, ``detail_retention``, ``mean``, ``p99_5``, ``min``,
-        ``below_background`` and, with ``ground_truth``, ``psnr``, ``ssim``, ``nrmse``;
+        ``below_background``, ``below_background_noise`` and, with ``ground_truth``, ``psnr``, ``ssim``, ``nrmse``;
         undefined values are None (with a logged warning).
 
     Raises
@@ -131,53 +140,44 @@ def image_metrics(img, raw, *, mask=None, ground_truth=None, normalize="affine",
     base = raw_rms if raw_rms is not None else safe("rms_contrast", rms_contrast, raw_pos, mask)
     out["contrast_gain"] = out["rms_contrast"] / base if base and out["rms_contrast"] is not None else None
     out["detail_retention"] = safe("detail_retention", detail_retention, raw, img, band)
-    out.update(intensity_stats(img, raw, mask=mask, background=background))
+    out.update(intensity_stats(img, raw, mask=mask, background=background, noise=noise))
     if ground_truth is not None:
         for name, f in (("psnr", psnr), ("ssim", ssim), ("nrmse", nrmse)):
             out[name] = safe(name, f, img, ground_truth, normalize=normalize)
     return out
 
 
-def intensity_stats(img, raw, *, mask=None, background=0.0):
-    """Mean, 99.5th percentile and minimum of ``img`` (in ``mask``), and whether it goes below background.
-
-    Parameters
-    ----------
-    img, raw : array_like
-        The image and the raw image it came from (for the tolerance: 0.5% of the raw's range).
-    mask : array_like of bool, optional
-        Region (e.g. the deepest slices); default the whole image.
-    background : float
-        Intensity of no light.
-
-    Returns
-    -------
-    dict
-        ``mean``, ``p99_5``, ``min`` (floats) and ``below_background`` (bool).
-
-    Examples
-    --------
-    >>> intensity_stats(np.array([-1.0, 2.0, 5.0]), np.array([0.0, 2.0, 6.0]))['below_background']
-    True
-    """
-    x = np.asarray(img, np.float64)
-    raw = np.asarray(raw, np.float64)
-    if mask is not None:
-        x = x[np.asarray(mask, bool)]
-    tol = 0.005 * float(raw.max() - raw.min())
-    lo = float(x.min())
-    return {"mean": float(x.mean()), "p99_5": float(np.percentile(x, 99.5)), "min": lo,
-            "below_background": bool(lo < float(background) - tol)}
+#: the image-statistics rule in words (``{r}``: min_retention, ``{g}``: min_gain_step)
+IMAGE_RULE = ("image statistics: largest k such that every iteration 1..k keeps detail_retention >= {r} and raises "
+              "the contrast gain by >= {g:.0%} over the previous iteration (whole image; 1 if even iteration 1 fails)")
+#: the data-consistency rule in words
+CONSISTENCY_RULE = ("data consistency: the median over planes of the most iterations each plane's raw data support "
+                    "(chi2 within 20% of iteration 1's and restored depth <= the plane's depth + 10 um, "
+                    "deepcontrast.consistency.choose_iterations), rounded, at least 1")
+#: the report when no iterate restored anything
+NO_RESTORATION_RULE = ("data consistency: no restoration happened (restored depth about 0 um in every iterate, or not "
+                       "measurable with this forward model): no number of iterations to suggest")
 
 
-def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02):
-    r"""Pick the number of iterations at the balance of contrast gained and detail lost.
+def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02, consistency=None, explain=False):
+    r"""Pick the number of iterations: by the data-consistency check when given, else by image statistics.
 
-    Rule: the largest ``k >= 1`` such that every iteration ``j = 1..k`` both keeps enough
-    detail, ``detail_retention_j >= min_retention``, and still raises contrast,
+    Image-statistics rule: the largest ``k >= 1`` such that every iteration ``j = 1..k`` both
+    keeps enough detail, ``detail_retention_j >= min_retention``, and still raises contrast,
     ``contrast_gain_j >= (1 + min_gain_step) * contrast_gain_{j-1}``. Iteration 1 is returned
     when even it fails (one pass is the method's intended use; look at the table). Ground
     truth, when present, is deliberately not used: real data has none.
+
+    Data-consistency rule (with ``consistency``, e.g. from
+    :func:`deepcontrast.consistency.check_consistency`): per plane, the most iterations the raw
+    data support (:func:`deepcontrast.consistency.choose_iterations`, the rule of
+    ``predict_adaptive``: chi2 within 20% of iteration 1's and not restored past the surface
+    by more than 10 um), then the median over planes, rounded, at least 1; it replaces the
+    image-statistics rule, which counts contrast that the data may not support. When no iterate
+    restored any depth (``consistency.no_restoration``: median restored depth under 1 um in
+    every iterate, or not measurable) the answer is 0: nothing to suggest, no restoration
+    happened. One number for a stack over-processes its shallow planes and under-processes
+    its deep ones: ``predict_adaptive`` chooses per plane.
 
     Parameters
     ----------
@@ -190,16 +190,29 @@ def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02):
         accept more detail loss for more contrast.
     min_gain_step : float
         Lowest relative contrast increase per iteration worth taking.
+    consistency : ConsistencyReport or dict, optional
+        ``restored_depth`` and ``chi2`` ``(n_iter, Z)``, ``plane_depth`` ``(Z,)`` (a
+        :class:`~deepcontrast.consistency.ConsistencyReport`, its ``to_dict()``, or the
+        ``consistency`` section of an evaluation report), for the same iterates as ``table``.
+    explain : bool
+        Also return which rule chose and what each rule said.
 
     Returns
     -------
     int
-        The suggested number of iterations (>= 1).
+        The suggested number of iterations (>= 1; 0 when the consistency check found no
+        restoration).
+    dict
+        Only with ``explain``: ``rule`` (``'image statistics'``, ``'data consistency'`` or
+        ``'no restoration'``), ``text`` (the rule in words), ``image_statistics`` and
+        ``data_consistency`` (each rule's answer; None when not computed) and
+        ``per_plane`` (the data-consistency choice of each plane, or None).
 
     Raises
     ------
     ValueError
-        If the table has no iterate rows.
+        If the table has no iterate rows, or ``consistency`` holds another number of
+        iterates than the table or lacks its arrays.
 
     Examples
     --------
@@ -207,6 +220,9 @@ def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02):
     ...      dict(contrast_gain=1.8, detail_retention=.98), dict(contrast_gain=2, detail_retention=.9)]
     >>> suggest_n_iter(t)
     2
+    >>> cons = dict(restored_depth=[[5.0, 5.0], [10.0, 10.0], [15.0, 15.0]], chi2=[[1, 1]] * 3, plane_depth=[20, 30])
+    >>> suggest_n_iter(t, consistency=cons, explain=True)[1]['rule']
+    'data consistency'
     """
     if len(table) < 2:
         raise ValueError("the table needs the raw row and at least one iterate row (see iteration_tradeoff)")
@@ -216,4 +232,34 @@ def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02):
         if g is None or g0 is None or r is None or r < min_retention or g < (1 + min_gain_step) * g0:
             break
         best = k
-    return best
+    info = {"rule": "image statistics", "text": IMAGE_RULE.format(r=min_retention, g=min_gain_step),
+            "image_statistics": best, "data_consistency": None, "per_plane": None}
+    if consistency is not None:
+        n, per_plane, none = _consistency_choice(consistency, len(table) - 1)
+        info.update(data_consistency=n, per_plane=per_plane.tolist())
+        if none:
+            info.update(rule="no restoration", text=NO_RESTORATION_RULE)
+        else:
+            info.update(rule="data consistency", text=CONSISTENCY_RULE)
+        best = n
+    return (best, info) if explain else best
+
+
+def _consistency_choice(consistency, n_iter):
+    """(suggested n, per-plane choice, no restoration?) from a consistency report or its dict."""
+    from ..consistency.choice import choose_iterations, no_restoration  # numpy only; metrics never imports models
+
+    get = consistency.get if isinstance(consistency, dict) else lambda k, d=None: getattr(consistency, k, d)
+    try:
+        rd, c2, z = (np.asarray(get(k), float) for k in ("restored_depth", "chi2", "plane_depth"))
+    except TypeError:
+        raise ValueError("consistency must hold restored_depth, chi2 (n_iter, Z) and plane_depth (Z,): pass a "
+                         "ConsistencyReport (deepcontrast.consistency.check_consistency) or its to_dict()") from None
+    if rd.ndim != 2 or rd.shape[0] != n_iter:
+        raise ValueError(f"consistency holds restored depths of shape {rd.shape} but the table has {n_iter} iterate(s); "
+                         "check the same iterates as the table")
+    per_plane = choose_iterations(rd, c2, z, smooth=0)[1]
+    measurable = get("measurable", True)
+    if (measurable is False) or no_restoration(rd):
+        return 0, per_plane, True
+    return int(np.clip(np.floor(np.median(per_plane) + 0.5), 1, n_iter)), per_plane, False
