@@ -15,10 +15,10 @@ it averages (at most ``2**3`` chunks' worth of float32), so memory stays bounded
 output chunks. Each chunk sets its marker in ``levels_done/<image>/<k>`` after its data is
 written, so a killed run resumes with the chunks not yet marked and ends with the same levels.
 
-Metadata is OME-NGFF 0.4 (zarr format 2), as level 0 always was: napari-ome-zarr (through
-ome-zarr-py, which reads 0.4 and 0.5), neuroglancer (0.4 and 0.5) and Fiji's BigDataViewer
-readers (n5-viewer, MoBIE) all read 0.4, while zarr v3 / NGFF 0.5 support is recent or missing
-in the Java and web viewers. ome-zarr-py >= 0.12 defaults to 0.5 and logs "version mismatch"
+Metadata is OME-NGFF 0.4 (zarr format 2), as level 0 always was: napari-ome-zarr (0.10 reads
+0.4 and 0.5; tested with 0.4 here), ome-zarr-py (0.4 and 0.5), neuroglancer (0.4 and 0.5) and
+Fiji's BigDataViewer readers (n5-viewer, MoBIE) all read 0.4, while zarr v3 / NGFF 0.5 support
+is recent or missing in the Java and web viewers. ome-zarr-py >= 0.12 defaults to 0.5 and logs "version mismatch"
 when asked for 0.5 and given 0.4; it then reads 0.4 (pass ``fmt=FormatV04()`` to quieten it).
 """
 import logging
