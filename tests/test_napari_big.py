@@ -10,7 +10,7 @@ zarr = pytest.importorskip("zarr")
 from deepcontrast.data import synthetic_tissue  # noqa: E402
 from deepcontrast.models import _pyramid  # noqa: E402
 from deepcontrast.napari import _big  # noqa: E402
-from test_napari import _tiny_model, _wait, viewer  # noqa: E402,F401  (tests/ is on sys.path; viewer: fixture)
+from test_napari import _restore, _tiny_model, _wait, viewer  # noqa: E402,F401  (tests/ is on sys.path; viewer: fixture)
 
 
 @pytest.fixture
@@ -22,29 +22,16 @@ def big(monkeypatch):
 
 
 
-def _widget(viewer, folder, layer, out, n_iter=1):
-    from deepcontrast.napari import RestoreWidget
-
-    w = RestoreWidget(viewer)
-    viewer.window.add_dock_widget(w, name="Restore")
-    w.model_path.value = folder
-    w.layer.value = layer
-    w.n_iter.value = n_iter
-    w.zarr_path.value = out
-    return w
-
-
 def test_big_dask_layer_is_restored_into_ome_zarr_and_shown_multiscale(viewer, qtbot, tmp_path, big, monkeypatch):
     folder = _tiny_model(tmp_path)
     raw = viewer.add_image(da.from_array(big, chunks=(4, 32, 32)), name="raw", scale=(2, 0.5, 0.5))
-    from deepcontrast.napari import _restore
+    from deepcontrast.napari import _restore as restore_module
 
     def never(*args):
         raise AssertionError("a big layer was loaded into memory")
 
-    monkeypatch.setattr(_restore, "layer_array", never)
-    w = _widget(viewer, folder, raw, tmp_path / "out.ome.zarr", n_iter=2)
-    w.run()
+    monkeypatch.setattr(restore_module, "layer_array", never)
+    w = _restore(qtbot, viewer, folder, raw, n_iter=2, zarr_path=tmp_path / "out.ome.zarr")
     _wait(qtbot, w)
     assert "done" in w.message.value, w.message.value
     (result,) = w.result_layers
@@ -59,8 +46,7 @@ def test_big_dask_layer_is_restored_into_ome_zarr_and_shown_multiscale(viewer, q
 
 
 def test_big_layer_without_zarr_output_is_a_message(viewer, qtbot, tmp_path, big):
-    w = _widget(viewer, _tiny_model(tmp_path), viewer.add_image(big, name="raw"), tmp_path / "out.tif")
-    w.run()
+    w = _restore(qtbot, viewer, _tiny_model(tmp_path), viewer.add_image(big, name="raw"), zarr_path=tmp_path / "a.tif")
     assert w.worker is None and "*.zarr" in w.message.value
 
 
