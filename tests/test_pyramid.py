@@ -178,7 +178,7 @@ def test_cli_writes_the_pyramid_and_no_pyramid_switches_it_off(volume, tmp_path)
     assert [a.shape for a in levels(tmp_path / "b.ome.zarr")] == [(16, 64, 64)]
 
 
-def test_pyramid_on_a_dask_client_equals_the_one_made_here(model, volume, tmp_path):
+def test_pyramid_on_a_dask_client_matches_the_one_made_here(model, volume, tmp_path):
     distributed = pytest.importorskip("distributed")
     small = dict(block_size=(4, 16, 16))  # 8 chunks in level 1, run concurrently
     model.predict_blockwise(volume, "ZYX", tmp_path / "here.zarr", **small)
@@ -186,5 +186,6 @@ def test_pyramid_on_a_dask_client_equals_the_one_made_here(model, volume, tmp_pa
     with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None) as c, \
             distributed.Client(c) as client:
         model.predict_blockwise(volume, "ZYX", tmp_path / "cluster.zarr", client=client, **small)
-    for a, b in zip(levels(tmp_path / "cluster.zarr"), here, strict=True):
-        np.testing.assert_array_equal(a, b)
+    rng = float(np.ptp(here[0]))
+    for a, b in zip(levels(tmp_path / "cluster.zarr"), here, strict=True):  # a worker's model: float32 rounding
+        assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5 * rng
