@@ -15,13 +15,17 @@ Parts (all by default; one with ``--part``):
   1 GiB of input, 2 GiB of float32 output), each in a fresh process; and for comparison
   in-memory ``predict`` of the 1x volume and of one block's region (one block's working set).
   Target: flat within 20%, and peak - model <= 2x (one block's working set).
+- ``pyramid``: ``predict_blockwise`` with its multiscale pyramid (the default) vs ``pyramid=False``
+  on a float32 volume read from zarr (``--pyramid-shape``, default the issue's 64x2048x2048,
+  1 GiB), and the time to read the coarsest level's first plane back through ome-zarr's Reader
+  (what napari-ome-zarr does). Target: pyramid overhead <= 15% of the blockwise time.
 - ``workers``: the same blockwise run on a LocalCluster of 1 and 2 worker processes (one
   thread each; cluster start and model build excluded by a warm-up run).
 
 The network is a tiny 3D U-Net (``unet_n_depth=1, unet_n_first=4``) with seeded weights, so the
 figures measure the blockwise machinery rather than a network's arithmetic.
 
-Usage: python benchmarks/bench_blockwise.py [--part throughput|iterations|rss|workers] [--repeat 2]
+Usage: python benchmarks/bench_blockwise.py [--part throughput|iterations|rss|workers|pyramid] [--repeat 2]
 """
 import argparse
 import json
@@ -194,9 +198,54 @@ def part_workers(args):
     print(f"workers speed-up 2 vs 1 = {t[1] / t[2]:.2f} on {os.cpu_count()} cores")
 
 
+def part_pyramid(args):
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    model = make_model(2048)
+    shape = tuple(int(v) for v in args.pyramid_shape.split(","))
+    d = tempfile.mkdtemp(dir=args.tmp)
+    try:
+        src = zarr.open_array(os.path.join(d, "raw.zarr"), mode="w", shape=shape, dtype="float32",
+                              chunks=(16, 512, 512))
+        for z in range(0, shape[0], 16):  # written slab by slab, never whole in memory
+            src[z:z + 16] = lazy_volume((min(16, shape[0] - z),) + shape[1:])[...].compute()
+        from deepcontrast.models import _pyramid
+
+        build, t_build = _pyramid.build, []
+
+        def timed_build(*a, **kw):
+            t0 = time.perf_counter()
+            build(*a, **kw)
+            t_build.append(time.perf_counter() - t0)
+
+        _pyramid.build = timed_build
+        model.tile_halo(0.01)  # measure the halo (TILE_TOLERANCE, n_iter=1) before timing
+        t = {}
+        for pyramid in (False, True):
+            t0 = time.perf_counter()
+            model.predict_blockwise(src, "ZYX", os.path.join(d, f"out{int(pyramid)}.zarr"), pyramid=pyramid)
+            t[pyramid] = time.perf_counter() - t0
+        _pyramid.build = build
+        t0 = time.perf_counter()
+        node = list(Reader(parse_url(os.path.join(d, "out1.zarr"), fmt=FormatV04()))())[0]
+        coarsest = node.data[-1]
+        np.asarray(coarsest[0])
+        t_plane = time.perf_counter() - t0
+    finally:
+        shutil.rmtree(d)
+    print(f"pyramid {shape}: blockwise {t[False]:.1f} s, with pyramid {t[True]:.1f} s; in the pyramid run the "
+          f"pyramid took {t_build[-1]:.2f} s = {t_build[-1] / (t[True] - t_build[-1]):.1%} of its blockwise time "
+          f"(target <= 15%); levels {[tuple(a.shape) for a in node.data]}")
+    print(f"pyramid coarsest level's first plane read back through ome-zarr's Reader in {t_plane:.3f} s")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("throughput", "iterations", "rss", "workers"), action="append")
+    ap.add_argument("--part", choices=("throughput", "iterations", "rss", "workers", "pyramid"), action="append")
+    ap.add_argument("--pyramid-shape", default="64,2048,2048", help="Z,Y,X of the pyramid part's volume")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--memory-mb", type=float, default=512, help="predict_memory_mb for the rss part")
     ap.add_argument("--tmp", default=None, help="folder for the outputs (default: the system's temp folder)")
@@ -207,7 +256,7 @@ def main(argv=None):
     if args.child:
         args.kind = args.child
         return child(args)
-    for part in args.part or ("throughput", "iterations", "workers", "rss"):
+    for part in args.part or ("throughput", "iterations", "workers", "rss", "pyramid"):
         globals()[f"part_{part}"](args)
 
 

@@ -63,7 +63,7 @@ def _add_sample(viewer, sample):
     return [viewer.add_image(data, **meta) for data, meta, _ in sample]
 
 
-def _restore(qtbot, viewer, folder, layer, n_iter=2):
+def _restore(qtbot, viewer, folder, layer, n_iter=2, zarr_path=None):
     from deepcontrast.napari import RestoreWidget
 
     w = RestoreWidget(viewer)
@@ -71,6 +71,8 @@ def _restore(qtbot, viewer, folder, layer, n_iter=2):
     w.model_path.value = folder
     w.layer.value = layer
     w.n_iter.value = n_iter
+    if zarr_path is not None:  # where big layers go
+        w.zarr_path.value = zarr_path
     w.run()
     return w
 

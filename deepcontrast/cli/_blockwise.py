@@ -23,6 +23,9 @@ def add_arguments(p):
     g.add_argument("--resume", action="store_true", help="finish an interrupted run into the same output "
                    "(only blocks not yet written are computed)")
     g.add_argument("--voxel-size", metavar="Z,Y,X", help="um per pixel of the spatial axes, for the OME-Zarr metadata")
+    g.add_argument("--no-pyramid", dest="pyramid", action="store_false",
+                   help="write full resolution only (default: also a multiscale pyramid, 2x mean-downsampled levels "
+                        "down to about 512x512 planes, so napari, neuroglancer and BigDataViewer open it at once)")
 
 
 def run(args, model, parse_floats):
@@ -43,8 +46,10 @@ def run(args, model, parse_floats):
                                       block_size=block_size, client=client, resume=args.resume,
                                       overwrite=args.overwrite, save_all_iterations=args.save_all_iterations,
                                       voxel_size=voxel_size, physical=getattr(args, "physical", True),
-                                      background=getattr(args, "background", None))
-    print(f"{src} -> {Path(args.output_dir)} (OME-Zarr, shape {out.shape})")
+                                      background=getattr(args, "background", None),
+                                      pyramid=getattr(args, "pyramid", True))
+    levels = "" if not getattr(args, "pyramid", True) else " and its pyramid"
+    print(f"{src} -> {Path(args.output_dir)} (OME-Zarr, shape {out.shape}{levels})")
     return 0
 
 

@@ -132,9 +132,10 @@ def run(args):
         model.config.predict_memory_mb = args.memory_mb
     if _blockwise.is_zarr_output(args.output_dir):
         return _blockwise.run(args, model, parse_floats)
-    if args.block_size or args.workers or args.scheduler or args.resume or (args.voxel_size and not args.adaptive):
-        raise ValueError("--block-size, --workers, --scheduler, --resume and --voxel-size apply to a zarr output "
-                         "only (--voxel-size also to --adaptive): pass -o OUT.zarr")
+    if args.block_size or args.workers or args.scheduler or args.resume or not args.pyramid or \
+            (args.voxel_size and not args.adaptive):
+        raise ValueError("--block-size, --workers, --scheduler, --resume, --no-pyramid and --voxel-size apply to a "
+                         "zarr output only (--voxel-size also to --adaptive): pass -o OUT.zarr")
     failed = []
     for inp in args.inputs:
         try:

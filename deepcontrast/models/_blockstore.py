@@ -1,10 +1,14 @@
 """The OME-Zarr output of blockwise prediction: arrays, NGFF 0.4 metadata, run record, done markers.
 
-Layout of ``out.zarr`` (zarr format 2, OME-NGFF 0.4, readable by ``ome-zarr`` and napari)::
+Layout of ``out.zarr`` (zarr format 2, OME-NGFF 0.4, readable by ``ome-zarr``, napari-ome-zarr,
+neuroglancer and BigDataViewer; why 0.4: see :mod:`._pyramid`)::
 
     out.zarr/0             the last iterate; chunks = the blocks' cores
+    out.zarr/1, 2, ...     its multiscale pyramid (unless ``pyramid=False``; see :mod:`._pyramid`)
     out.zarr/iter<k>/0     iterate k < n_iter (``save_all_iterations``), each an OME-Zarr image
+                           with its own pyramid (iter<k>/1, ...)
     out.zarr/blocks_done   one uint8 chunk per block, set after the block's data is written
+    out.zarr/levels_done/<image>/<level>   one uint8 chunk per chunk of a pyramid level, likewise
     .zattrs["deepcontrast"]  the run record: model, settings, source signature, normalization
 
 A block counts as done only once its marker is written, after its data: a run that is killed
@@ -26,7 +30,7 @@ logger = logging.getLogger(__name__)
 _AXIS_TYPE = {"T": "time", "C": "channel", "Z": "space", "Y": "space", "X": "space"}
 #: settings that must agree for a run to be resumed
 RESUME_KEYS = ("model", "axes", "n_iter", "block_size", "context", "normalizer", "resizer", "source",
-               "save_all_iterations", "out_shape", "physical", "background", "chosen")
+               "save_all_iterations", "out_shape", "physical", "background", "chosen", "pyramid")
 
 
 def output_axes(axes, n_channel_out):
@@ -43,9 +47,11 @@ def open_output(output, record, *, resume, overwrite, source_path=None):
     """Create the output, or reopen it for resuming; return ``(group, record)`` (the stored record)."""
     import zarr
 
-    path = Path(output) if isinstance(output, (str, Path)) else None
-    if path is not None and source_path is not None and path.resolve() == Path(source_path).resolve():
-        raise ValueError(f"output {path} is the input; choose another output path")
+    path = Path(output) if isinstance(output, (str, Path)) else getattr(output, "root", None)
+    path = None if path is None else Path(path)
+    if path is not None and source_path is not None:
+        check_not_nested(path, Path(source_path))
+    path = path if isinstance(output, (str, Path)) else None
     if path is not None and path.exists():
         if overwrite:
             _remove_zarr(path)
@@ -63,6 +69,29 @@ def open_output(output, record, *, resume, overwrite, source_path=None):
     return group, record
 
 
+def source_location(source):
+    """Where ``source`` lives on the local disk (file or folder), or None (in memory, remote)."""
+    if isinstance(source, (str, Path)):
+        return Path(source)
+    if getattr(source, "_path", None) is not None:  # a Volume opened from a path
+        return Path(source._path)
+    root = getattr(getattr(source, "store", None), "root", None)  # a zarr array in a LocalStore
+    return None if root is None else Path(root) / (getattr(source, "path", "") or "")
+
+
+def check_not_nested(output, source):
+    """Refuse an output that is the input, lies inside it, or contains it."""
+    out, src = output.resolve(), source.resolve()
+    if out == src:
+        raise ValueError(f"output {output} is the input; choose another output path")
+    if src in out.parents:
+        raise ValueError(f"output {output} is inside the input {source}: writing it would change the input; "
+                         f"choose an output outside {source}")
+    if out in src.parents:
+        raise ValueError(f"the input {source} is inside the output {output}: overwriting or resuming the output "
+                         f"could destroy the input; choose an output that does not contain {source}")
+
+
 def _reopen(group, record, resume, where):
     stored = group.attrs.get("deepcontrast")
     if stored is None:
@@ -76,6 +105,8 @@ def _reopen(group, record, resume, where):
         lines = "; ".join(f"{k}: output has {_short(a)}, this run has {_short(b)}" for k, (a, b) in diff.items())
         hint = (" The source changed since the run began: predict into a new output."
                 if "source" in diff else " Pass the same settings, a new output, or overwrite=True.")
+        if "pyramid" in diff and stored.get("pyramid") is None:
+            hint += " (The output has no pyramid: resume it with pyramid=False / --no-pyramid.)"
         raise ValueError(f"output {where} is a run with other settings or another source, so it cannot be "
                          f"resumed ({lines}).{hint}")
     logger.info("resuming %s", where)
@@ -103,17 +134,18 @@ def _create(group, record):
     from ome_zarr.format import FormatV04
     from ome_zarr.writer import write_multiscales_metadata
 
+    from . import _pyramid
+
     shape, chunks, axes = record["out_shape"], record["out_chunks"], record["out_axes"]
     names = ["0"] + [f"iter{k}" for k in range(1, record["n_iter"])] * bool(record["save_all_iterations"])
-    scale = [record["voxel_size"].get(a, 1.0) for a in axes]
     ome_axes = [dict(name=a.lower(), type=_AXIS_TYPE[a], **({"unit": "micrometer"} if _AXIS_TYPE[a] == "space"
                                                             and record["voxel_size_given"] else {})) for a in axes]
     for name in names:
         image = group if name == "0" else group.create_group(name)
         image.create_array("0", shape=shape, chunks=chunks, dtype="float32", fill_value=np.nan)
-        write_multiscales_metadata(image, [{"path": "0", "coordinateTransformations": [{"type": "scale",
-                                                                                     "scale": scale}]}],
-                                   fmt=FormatV04(), axes=ome_axes, name=record["name"])
+        _pyramid.create_levels(group, image, "last" if name == "0" else name, record)
+        write_multiscales_metadata(image, _pyramid.datasets(record), fmt=FormatV04(), axes=ome_axes,
+                                   name=record["name"])
     group.create_array("blocks_done", shape=record["grid"], chunks=(1,) * len(record["grid"]), dtype="uint8",
                        fill_value=0)
     group.attrs["deepcontrast"] = to_jsonable(record)

@@ -2,7 +2,8 @@
 
 The volume is read and predicted block by block, each block with the context its
 ``n_iter`` iterations need (the measured tiling halo per iteration, times ``n_iter``), and
-written to an OME-Zarr output whose chunks are the blocks. Every block goes through the
+written to an OME-Zarr output whose chunks are the blocks, then (by default) averaged into a
+multiscale pyramid chunk by chunk (:mod:`._pyramid`). Every block goes through the
 same steps as in-memory prediction (:meth:`PredictMixin._to_net`, ``_plan``, ``_net_step``,
 ``_from_net``), normalized with percentiles computed once from a strided sample of the
 whole volume by the normalizer in-memory prediction would use, so blocks agree at their
@@ -21,9 +22,10 @@ from ..internals.axes import axes_last, spatial_voxel_size
 from ..internals.files import to_jsonable
 from ..data.volume import open_volume
 from . import _blockplan as plan
-from ._blockstore import done_blocks, iterate_arrays, open_output, output_axes
+from . import _pyramid
+from ._blockstore import done_blocks, iterate_arrays, open_output, output_axes, source_location
 from .normalize import FixedPercentileNormalizer
-from .choice import blend_iterates
+from .choice import blend_iterates, check_chosen
 from .predict import _DEFAULT_NORMALIZER, TILE_TOLERANCE
 from .tiling import bytes_per_voxel
 
@@ -42,7 +44,7 @@ class BlockwiseMixin:
 
     def predict_blockwise(self, source, axes, output, *, n_iter=1, block_size=None, normalizer=_DEFAULT_NORMALIZER,
                           client=None, resume=True, overwrite=False, save_all_iterations=False, voxel_size=None,
-                          physical=True, background=None, chosen=None):
+                          physical=True, background=None, chosen=None, pyramid=True):
         """Predict a volume of any size block by block into an OME-Zarr output (resumable).
 
         Parameters
@@ -53,8 +55,9 @@ class BlockwiseMixin:
         axes : str
             Axes of ``source`` (as in :meth:`predict`; an OME-Zarr output takes T, C, Z, Y, X).
         output : str, pathlib.Path or zarr store
-            Where to write: a folder ``*.zarr`` (OME-NGFF 0.4 image, zarr format 2), or a zarr store
-            (e.g. ``zarr.storage.LocalStore``) holding the same layout.
+            Where to write: a folder ``*.zarr`` (OME-NGFF 0.4 image, zarr format 2: the version napari-ome-zarr,
+            neuroglancer and BigDataViewer all read), or a zarr store (e.g. ``zarr.storage.LocalStore``) holding
+            the same layout. Never the input, inside it, or around it.
         n_iter : int
             Network applications, as in :meth:`predict`.
         block_size : sequence of int or None
@@ -74,7 +77,7 @@ class BlockwiseMixin:
         overwrite : bool
             Replace an existing output (a zarr folder) instead.
         save_all_iterations : bool
-            Also write iterates ``1 .. n_iter-1`` (to ``output/iter<k>``).
+            Also write iterates ``1 .. n_iter-1`` (to ``output/iter<k>``, each with its own pyramid).
         voxel_size : sequence of float or None
             Micrometres per pixel for the spatial axes (Z, Y, X in the order of ``axes``), written
             to the OME-Zarr metadata (default: 1 pixel, no unit).
@@ -90,6 +93,14 @@ class BlockwiseMixin:
             the raw (:func:`~deepcontrast.models.choice.blend_iterates`). The iterations computed are
             ``ceil(max(chosen))`` (``n_iter`` must be left at 1 or equal that); with
             ``save_all_iterations`` the plain iterates below it are written too.
+
+        pyramid : bool
+            Also write a multiscale pyramid (levels ``output/1, 2, ...`` in the NGFF ``multiscales``
+            metadata), so viewers show a whole organ at once: level k is the ``2**k`` mean-downsample of
+            level 0 in Y and X, and in Z where the voxel is nearly isotropic, down to planes of about
+            512 x 512. Computed chunk by chunk after level 0 (memory: a few output chunks), resumable like
+            level 0. ``False`` writes level 0 only (as before; an output without a pyramid is resumed
+            only with ``pyramid=False``).
 
         Returns
         -------
@@ -119,7 +130,7 @@ class BlockwiseMixin:
         vol = open_volume(source)
         axes = self._check_volume_axes(vol, axes)
         if chosen is not None:
-            chosen, n_iter = self._check_chosen(chosen, vol, axes, n_iter)
+            chosen, n_iter = check_chosen(chosen, vol, axes, self.config, n_iter)
         if normalizer is _DEFAULT_NORMALIZER:
             normalizer = self._default_normalizer()
         from csbdeep.data import PadAndCropResizer
@@ -130,8 +141,10 @@ class BlockwiseMixin:
         record = self._run_record(vol, axes, grid, n_iter, normalizer, resizer, save_all_iterations, voxel_size)
         record.update(physical=physical, background=None if background is None else float(background),
                       chosen=None if chosen is None else chosen.tolist())
+        record["pyramid"] = {"factors": _pyramid.plan_levels(record["out_shape"], record["out_axes"],
+                                                             record["voxel_size"])} if pyramid else None
         group, record = open_output(output, record, resume=resume, overwrite=overwrite,
-                                    source_path=source if isinstance(source, str) or hasattr(source, "resolve") else None)
+                                    source_path=source_location(source))
         if record.get("mi") is None and record["normalizer"]["fixed"]:
             mi, ma, per_sample = plan.global_normalizer_values(self, vol, axes, normalizer)
             if mi is None:
@@ -147,6 +160,7 @@ class BlockwiseMixin:
             _run_here(self, vol, job, todo)
         else:
             _run_on_client(client, self, vol, job, todo)
+        _pyramid.build(group, record, client)
         return iterate_arrays(group, record)[n_iter]
 
     # ----- planning -----------------------------------------------------------------------
@@ -170,24 +184,6 @@ class BlockwiseMixin:
                 raise ValueError(f"{vol.name} has {n} pixels along {a} but the network needs at least {block} "
                                  "(2**unet_n_depth); use a model with smaller unet_n_depth")
         return axes
-
-    def _check_chosen(self, chosen, vol, axes, n_iter):
-        """``chosen`` as a float array (one per plane along Z) and the iterations it needs."""
-        ch = np.asarray(chosen, float)
-        if "Z" not in axes or ch.shape != (vol.shape[axes.index("Z")],):
-            raise ValueError(f"chosen of shape {ch.shape} must hold one iteration per plane along Z of {vol.name} "
-                             f"(axes {axes!r}, shape {vol.shape}); np.interp a choice made on fewer planes")
-        if not np.all(np.isfinite(ch)) or ch.min() < 0:
-            raise ValueError("chosen must hold finite iterations >= 0 (0 = the raw), e.g. report.chosen of "
-                             "predict_adaptive")
-        if self.config.n_channel_in != self.config.n_channel_out:
-            raise ValueError(f"chosen blends iterates with the raw, but this model maps {self.config.n_channel_in} "
-                             f"to {self.config.n_channel_out} channels; predict without chosen")
-        needed = max(1, int(np.ceil(ch.max() - 1e-9)))
-        if n_iter not in (1, needed):
-            raise ValueError(f"chosen needs {needed} iterations but n_iter={n_iter}; leave n_iter at 1 (it follows "
-                             f"chosen) or pass n_iter={needed}")
-        return ch, needed
 
     def _block_grid(self, vol, axes, n_iter, block_size, whole_samples=False):
         spatial = self.config.axes.replace("C", "")

@@ -64,3 +64,47 @@ def blend_iterates(raw, iterates, chosen, axes):
         if np.any(w):
             out += w.astype(np.float32).reshape(shape) * its[j]
     return out
+
+
+def check_chosen(chosen, vol, axes, config, n_iter):
+    """Check ``chosen`` of blockwise prediction against the volume and the model.
+
+    Parameters
+    ----------
+    chosen : array_like
+        Iterations per plane along Z (fractional, 0 = the raw).
+    vol : deepcontrast.data.volume.Volume
+        The volume (its ``shape`` and ``name``).
+    axes : str
+        Axes of ``vol``.
+    config : Config
+        The model's configuration (channels in and out must agree: the raw is blended in).
+    n_iter : int
+        Iterations asked for (1, or what ``chosen`` needs).
+
+    Returns
+    -------
+    (numpy.ndarray, int)
+        ``chosen`` as floats, and the iterations it needs.
+
+    Raises
+    ------
+    ValueError
+        Not one finite value >= 0 per plane, a model that changes the number of channels, or an
+        ``n_iter`` other than 1 and what ``chosen`` needs.
+    """
+    ch = np.asarray(chosen, float)
+    if "Z" not in axes or ch.shape != (vol.shape[axes.index("Z")],):
+        raise ValueError(f"chosen of shape {ch.shape} must hold one iteration per plane along Z of {vol.name} "
+                         f"(axes {axes!r}, shape {vol.shape}); np.interp a choice made on fewer planes")
+    if not np.all(np.isfinite(ch)) or ch.min() < 0:
+        raise ValueError("chosen must hold finite iterations >= 0 (0 = the raw), e.g. report.chosen of "
+                         "predict_adaptive")
+    if config.n_channel_in != config.n_channel_out:
+        raise ValueError(f"chosen blends iterates with the raw, but this model maps {config.n_channel_in} "
+                         f"to {config.n_channel_out} channels; predict without chosen")
+    needed = max(1, int(np.ceil(ch.max() - 1e-9)))
+    if n_iter not in (1, needed):
+        raise ValueError(f"chosen needs {needed} iterations but n_iter={n_iter}; leave n_iter at 1 (it follows "
+                         f"chosen) or pass n_iter={needed}")
+    return ch, needed

@@ -8,7 +8,8 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .. import metrics
 from ..internals.tiff import write_tiff
-from ._layers import connect_while_alive, layer_array, layer_axes
+from ._big import BIG_VOXELS, check_zarr_output, full_resolution, is_big, multiscale_levels, run_blockwise
+from ._layers import connect_while_alive, layer_array, layer_axes, layer_voxel_size
 from ._model import check_model_fits, load_model
 from ._plot import TradeoffPlot
 
@@ -20,9 +21,8 @@ log = logging.getLogger(__name__)
 STEPS = ("loading the model", "predicting", "measuring contrast and detail")
 
 
-def _run(path, img, axes, n_iter, cache):
-    """The worker: yields before each step (where a cancel takes effect), returns the results."""
-    yield 0
+def cached_model(path, axes, cache):
+    """The model in folder ``path`` (from ``cache`` unless retrained since), checked to fit ``axes``."""
     folder = Path(path).expanduser().resolve()
     folder = folder if folder.is_dir() else folder.parent
     key = (str(folder), max((f.stat().st_mtime for f in folder.glob("*.h5")), default=None))  # retrained: reload
@@ -30,6 +30,13 @@ def _run(path, img, axes, n_iter, cache):
     cache.clear()
     cache[key] = model
     check_model_fits(model, axes)
+    return model
+
+
+def _run(path, img, axes, n_iter, cache):
+    """The worker: yields before each step (where a cancel takes effect), returns the results."""
+    yield 0
+    model = cached_model(path, axes, cache)
     yield 1
     iterates = []
     for x in model.iter_predict(img, axes, n_iter):  # a cancel takes effect after each iteration
@@ -53,6 +60,14 @@ class RestoreWidget(Container):
     point (or *show iteration*) shows that iterate. *Save* writes the shown iterate as a float32
     TIFF, atomically, never over the input file or an existing file.
 
+    A layer bigger than :data:`~deepcontrast.napari._big.BIG_VOXELS` (e.g. a whole organ opened
+    lazily with napari-ome-zarr, or a dask array) is never loaded: it is restored block by block
+    with :meth:`~deepcontrast.DeepContrast.predict_blockwise` into the OME-Zarr folder chosen in
+    *big layers to* (with its multiscale pyramid; an unfinished run of the same settings there is
+    resumed), and the result is added as a lazy multiscale layer with the raw layer's scale.
+    *Cancel* takes effect before the prediction starts; a prediction under way finishes its blocks
+    (run again to resume an interrupted one). Small layers work as described above.
+
     Parameters
     ----------
     viewer : napari.viewer.Viewer
@@ -75,7 +90,10 @@ class RestoreWidget(Container):
         self.shown = SpinBox(label="show iteration", min=0, max=0, tooltip="0 = raw")
         self.save_path = FileEdit(mode="w", label="save as", filter="*.tif *.tiff")
         self.save_button = PushButton(text="Save shown iteration", enabled=False)
-        super().__init__(widgets=[self.model_path, self.layer, self.axes, self.n_iter, self.run_button,
+        self.zarr_path = FileEdit(mode="w", label="big layers to", filter="*.zarr",
+                                  tooltip=f"layers over {BIG_VOXELS} voxels are restored block by block into this "
+                                          "OME-Zarr folder (*.ome.zarr, with a multiscale pyramid), never loaded")
+        super().__init__(widgets=[self.model_path, self.layer, self.axes, self.n_iter, self.zarr_path, self.run_button,
                                   self.cancel_button, self.progress, self.message, self.shown,
                                   self.save_path, self.save_button])
         self.plot = TradeoffPlot(on_select=self.show_iteration)
@@ -122,16 +140,23 @@ class RestoreWidget(Container):
         layer = self.layer.value
         if layer is None:
             return self.say("no image layer: open an image (or File > Open Sample > deepcontrast)")
+        axes, n_iter = self.axes.value.strip().upper(), int(self.n_iter.value)
         try:
-            axes = self.axes.value.strip().upper()
+            if is_big(layer):  # never loaded: block by block into an OME-Zarr
+                out = check_zarr_output(self.zarr_path.value, layer)
+                self._raw = (layer, None, axes)
+                return self._start(self._done_big, run_blockwise, self.model_path.value, full_resolution(layer),
+                                   axes, n_iter, out, layer_voxel_size(layer, axes), self._models)
             img = layer_array(layer, axes)
         except ValueError as e:
             return self.say(str(e))
         self._raw = (layer, img, axes)
-        self.worker = create_worker(_run, self.model_path.value, img, axes, int(self.n_iter.value), self._models,
-                                    _start_thread=False, _ignore_errors=True)
+        self._start(self._done, _run, self.model_path.value, img, axes, n_iter, self._models)
+
+    def _start(self, done, func, *args):
+        self.worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True)
         self.worker.yielded.connect(self._step)
-        self.worker.returned.connect(self._done)
+        self.worker.returned.connect(done)
         self.worker.errored.connect(lambda e: self.say(f"failed: {e}"))
         self.worker.aborted.connect(lambda: self.say("cancelled; no layer was added"))
         self.worker.finished.connect(self._finished)
@@ -169,9 +194,23 @@ class RestoreWidget(Container):
         self.save_button.enabled = True
         self.say(f"done: {len(iterates)} iterations; suggested {self.suggested} (see the plot)")
 
-    def _add_iterate(self, raw, data, k):
+    def _done_big(self, out):
+        layer = self._raw[0]
+        self.progress.value = len(STEPS)
+        for old in self.result_layers:
+            if old in self.viewer.layers:
+                self.viewer.layers.remove(old)
+        levels = multiscale_levels(out)
+        self.table = self.suggested = None
+        self.result_layers = [self._add_iterate(layer, levels, int(self.n_iter.value), multiscale=True)]
+        self.shown.max, self.shown.value = 1, 1
+        self.show_iteration(1)
+        self.save_button.enabled = False
+        self.say(f"done: restored block by block into {out} ({len(levels)} levels; it is saved there)")
+
+    def _add_iterate(self, raw, data, k, **extra):
         kw = dict(scale=raw.scale, translate=raw.translate, contrast_limits=raw.contrast_limits,
-                  colormap=raw.colormap.name, axis_labels=raw.axis_labels, blending=raw.blending)
+                  colormap=raw.colormap.name, axis_labels=raw.axis_labels, blending=raw.blending, **extra)
         return self.viewer.add_image(data, name=f"{raw.name} [iteration {k}]", **kw)
 
     def _fill_table(self, table):
@@ -207,6 +246,8 @@ class RestoreWidget(Container):
         k = int(self.shown.value)
         if not self.result_layers or k < 1:
             return self.say("show an iteration (1 or more) to save it; iteration 0 is the raw image")
+        if self._raw[1] is None:
+            return self.say("a big layer's restoration is already saved in its OME-Zarr folder ('big layers to')")
         path = Path(self.save_path.value).expanduser()
         if path.suffix.lower() not in (".tif", ".tiff"):
             return self.say(f"save as a .tif file, not {path.name!r}")
