@@ -15,7 +15,7 @@ import numpy as np
 from scipy import fft as sfft
 
 from .internals.axes import axes_last
-from .internals.checks import check_depth
+from .internals.checks import check_depth_arg  # noqa: F401 (re-exported for degradation)
 from ._filters import _axial_tf, _blur_mix, _dct_freqs, _lateral_tf
 
 __all__ = []
@@ -30,39 +30,6 @@ GRID = 128
 #: stacks of up to this many planes transform along Z by matrix products (measured 2x faster
 #: than scipy's FFT along axis 0 at 48 planes; their cost grows with the square of the planes)
 Z_MATMUL = 128
-
-
-def check_depth_arg(depth, shape, axes):
-    """``depth`` as a number (>= 0 um) or as a per-voxel map in Z, Y, X order.
-
-    A map has the shape of the image's spatial axes in the order they appear in ``axes``
-    (``(Y, X)`` for a plane, ``(Z, Y, X)`` for a ``'ZYX'`` stack, also for ``'CZYX'``); it is
-    returned as a float ``(Z, Y, X)`` array (a view where it can be), ``Z = 1`` for a plane.
-    """
-    if np.ndim(depth) == 0:
-        return check_depth(depth)
-    dmap = np.asarray(depth)
-    spatial = "".join(a for a in axes if a in "ZYX")
-    want = tuple(n for n, a in zip(shape, axes) if a in "ZYX")
-    if dmap.shape != want:
-        raise ValueError(
-            f"depth map of shape {dmap.shape} does not match the spatial axes {spatial!r} of the image "
-            f"{tuple(shape)} (axes {axes!r}); give one depth (um) per voxel, shape {want}, or one number"
-        )
-    if not np.issubdtype(dmap.dtype, np.number) or np.iscomplexobj(dmap):
-        raise ValueError(f"depth map must hold real numbers (micrometres), got dtype {dmap.dtype}")
-    if not np.issubdtype(dmap.dtype, np.floating):
-        dmap = dmap.astype(np.float64)
-    lo, hi = (float(dmap.min()), float(dmap.max())) if dmap.size else (0.0, 0.0)
-    if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN propagates into min and max
-        n_bad = int(dmap.size - np.count_nonzero(np.isfinite(dmap)))
-        raise ValueError(f"depth map contains {n_bad} NaN/Inf values; give a finite depth (um) for every "
-                         "voxel (0 outside the tissue, e.g. from deepcontrast.depth.surface_depth)")
-    if lo < 0:
-        raise ValueError(f"depth map must be >= 0 micrometres (0 is the tissue surface), got values down to "
-                         f"{lo:g} in {int(np.count_nonzero(dmap < 0))} voxels; clip them (np.clip(depth, 0, None))")
-    dmap, _ = axes_last(dmap, spatial, "ZYX")
-    return dmap if "Z" in spatial else dmap[None]
 
 
 def bin_depths(lo, hi, sigmas_weights, f_max, tol=None):

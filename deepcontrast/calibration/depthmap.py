@@ -25,7 +25,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import fft as sfft
 
-from .._depthmap import check_depth_arg
+from ..internals.checks import check_depth_arg
 from ..depth import AUTO_SURFACES, find_tissue, resolve_depth
 from .depth import axial_correlation
 

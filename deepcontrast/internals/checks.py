@@ -3,7 +3,10 @@ import math
 
 import numpy as np
 
-__all__ = ["check_finite", "check_iterate", "check_number", "check_depth", "check_extra_depth", "check_surface"]
+from .axes import axes_last
+
+__all__ = ["check_finite", "check_iterate", "check_number", "check_depth", "check_extra_depth", "check_surface",
+           "check_depth_arg"]
 
 
 def check_finite(arr, name):
@@ -89,3 +92,36 @@ def check_extra_depth(extra_depth):
     if lo < 0:
         raise ValueError(f"extra_depth must be >= 0 micrometres (deeper, not shallower), got {extra_depth!r}")
     return lo, hi
+
+
+def check_depth_arg(depth, shape, axes):
+    """``depth`` as a number (>= 0 um) or as a per-voxel map in Z, Y, X order.
+
+    A map has the shape of the image's spatial axes in the order they appear in ``axes``
+    (``(Y, X)`` for a plane, ``(Z, Y, X)`` for a ``'ZYX'`` stack, also for ``'CZYX'``); it is
+    returned as a float ``(Z, Y, X)`` array (a view where it can be), ``Z = 1`` for a plane.
+    """
+    if np.ndim(depth) == 0:
+        return check_depth(depth)
+    dmap = np.asarray(depth)
+    spatial = "".join(a for a in axes if a in "ZYX")
+    want = tuple(n for n, a in zip(shape, axes) if a in "ZYX")
+    if dmap.shape != want:
+        raise ValueError(
+            f"depth map of shape {dmap.shape} does not match the spatial axes {spatial!r} of the image "
+            f"{tuple(shape)} (axes {axes!r}); give one depth (um) per voxel, shape {want}, or one number"
+        )
+    if not np.issubdtype(dmap.dtype, np.number) or np.iscomplexobj(dmap):
+        raise ValueError(f"depth map must hold real numbers (micrometres), got dtype {dmap.dtype}")
+    if not np.issubdtype(dmap.dtype, np.floating):
+        dmap = dmap.astype(np.float64)
+    lo, hi = (float(dmap.min()), float(dmap.max())) if dmap.size else (0.0, 0.0)
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # NaN propagates into min and max
+        n_bad = int(dmap.size - np.count_nonzero(np.isfinite(dmap)))
+        raise ValueError(f"depth map contains {n_bad} NaN/Inf values; give a finite depth (um) for every "
+                         "voxel (0 outside the tissue, e.g. from deepcontrast.depth.surface_depth)")
+    if lo < 0:
+        raise ValueError(f"depth map must be >= 0 micrometres (0 is the tissue surface), got values down to "
+                         f"{lo:g} in {int(np.count_nonzero(dmap < 0))} voxels; clip them (np.clip(depth, 0, None))")
+    dmap, _ = axes_last(dmap, spatial, "ZYX")
+    return dmap if "Z" in spatial else dmap[None]
