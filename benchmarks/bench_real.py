@@ -129,7 +129,8 @@ def run_route(route, stack, args, basedir):
     predict_s = time.time() - t
     region, raw, rows = measure(stack, iterates, args, model.background)
     trainings = model._side.get("trainings", [])
-    return dict(route=route, precision=model.precision, finite=finite,
+    deg = (model.degradation_settings or {}).get("degradation") or {}
+    return dict(route=route, precision=model.precision, finite=finite, degradation=deg,
                 restarted=any(t.get("restarted_in") for t in trainings),
                 loss=history["loss"][-1], val_loss=history["val_loss"][-1], train_s=train_s, predict_s=predict_s,
                 wall_s=time.time() - t0, region=region, raw_min=raw["min"], iterations=rows)
@@ -144,6 +145,8 @@ def show(r):
           f"training finite: {'yes' if r['finite'] else 'NO'}; final loss {r['loss']:.4f}, val_loss {r['val_loss']:.4f}")
     print(f"  time: training {r['train_s'] / 60:.1f} min, 3 iterations {r['predict_s']:.0f} s, "
           f"route {r['wall_s'] / 60:.1f} min")
+    keys = ("attenuation_length", "scattering_length", "blur_rate", "haze_sigma", "photons", "background")
+    print("  calibrated: " + ", ".join(f"{k} {r['degradation'].get(k)}" for k in keys))
     print(f"  deepest third {r['region']}; raw minimum {r['raw_min']:.1f}")
     print(f"  {'':>11}{'contrast':>10}{'mean':>8}{'p99.5':>8}{'min':>10}{'detail':>8}")
     for row in r["iterations"]:
