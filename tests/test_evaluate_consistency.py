@@ -110,7 +110,11 @@ def test_suggest_n_iter_known_answers():
     # chi2 of iteration 2 grows 50% over iteration 1's: half-way from 1 to 2 is the limit (1.2), so 1.4 -> 1
     grow = [[1.0, 1.0], [1.5, 1.5], [1.5, 1.5]]
     assert suggest_n_iter(t, consistency=dict(cons, chi2=grow)) == 1
+    # no depth resolved but the iterates raised contrast: the check could not resolve it, image statistics choose
     n, why = suggest_n_iter(t, consistency=dict(cons, restored_depth=[[0.3, 0.1]] * 3), explain=True)
+    assert (n, why["rule"]) == (2, "image statistics") and "resolved no restored depth" in why["note"]
+    same = [t[0]] + [dict(contrast_gain=1.0, detail_retention=1.0)] * 3  # iterates equal to the raw
+    n, why = suggest_n_iter(same, consistency=dict(cons, restored_depth=[[0.3, 0.1]] * 3), explain=True)
     assert (n, why["rule"]) == (0, "no restoration")
     assert suggest_n_iter(t, consistency=dict(cons, measurable=False)) == 0
     assert suggest_n_iter(t) == 2 and suggest_n_iter(t, explain=True)[1]["rule"] == "image statistics"

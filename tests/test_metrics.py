@@ -234,3 +234,19 @@ def test_contrast_profile_undefined_slices():
         M.contrast_profile(stack, "ZYX")
     prof = M.contrast_profile(stack, "ZYX", undefined="nan")
     assert prof[0] == pytest.approx(0.5) and np.isnan(prof[1])
+
+
+def test_no_restored_depth_but_changed_iterates_falls_back_to_image_statistics():
+    # the consistency check resolved no depth (restored depth 0 everywhere) while the iterates
+    # raised contrast: it could not resolve the restoration, so image statistics choose
+    from deepcontrast.metrics import suggest_n_iter
+
+    cons = dict(restored_depth=[[0.0, 0.0], [0.2, 0.1], [0.3, 0.0]], chi2=[[1, 1]] * 3, plane_depth=[2, 4])
+    changed = [dict(contrast_gain=1, detail_retention=1), dict(contrast_gain=1.3, detail_retention=.99),
+               dict(contrast_gain=1.6, detail_retention=.985), dict(contrast_gain=1.7, detail_retention=.95)]
+    n, info = suggest_n_iter(changed, consistency=cons, explain=True)
+    assert (n, info["rule"], info["data_consistency"]) == (2, "image statistics", 0) and "could not" not in info["text"]
+    assert "resolved no restored depth" in info["note"]
+    same = [dict(contrast_gain=1, detail_retention=1)] + [dict(contrast_gain=1.005, detail_retention=.999)] * 3
+    n, info = suggest_n_iter(same, consistency=cons, explain=True)
+    assert (n, info["rule"]) == (0, "no restoration")

@@ -175,8 +175,12 @@ def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02, consistency
     by more than 10 um), then the median over planes, rounded, at least 1; it replaces the
     image-statistics rule, which counts contrast that the data may not support. When no iterate
     restored any depth (``consistency.no_restoration``: median restored depth under 1 um in
-    every iterate, or not measurable) the answer is 0: nothing to suggest, no restoration
-    happened. One number for a stack over-processes its shallow planes and under-processes
+    every iterate, or not measurable: a forward model without depth dependence) and, for a
+    measurable model, the iterates equal the raw (contrast within
+    ``min_gain_step`` of 1, detail retention >= ``1 - min_gain_step / 2``) the answer is 0:
+    nothing to suggest, no restoration happened; when the iterates do differ from the raw, the
+    check could not resolve the depth (e.g. sub-pixel blur increments near the surface) and
+    the image-statistics rule chooses (``note`` says so). One number for a stack over-processes its shallow planes and under-processes
     its deep ones: ``predict_adaptive`` chooses per plane.
 
     Parameters
@@ -237,11 +241,19 @@ def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02, consistency
     if consistency is not None:
         n, per_plane, none = _consistency_choice(consistency, len(table) - 1)
         info.update(data_consistency=n, per_plane=per_plane.tolist())
-        if none:
+        get = consistency.get if isinstance(consistency, dict) else lambda k, d=None: getattr(consistency, k, d)
+        changed = get("measurable", True) is not False and any(
+            abs(row.get("contrast_gain", 1.0) - 1.0) > min_gain_step
+            or row.get("detail_retention", 1.0) < 1.0 - min_gain_step / 2 for row in table[1:])
+        if none and changed:  # the iterates differ from the raw: the check could not resolve a depth
+            info["note"] = ("the data-consistency check resolved no restored depth although the iterates differ "
+                            "from the raw (e.g. sub-pixel blur increments at these depths); image statistics chose")
+        elif none:
             info.update(rule="no restoration", text=NO_RESTORATION_RULE)
+            best = n
         else:
             info.update(rule="data consistency", text=CONSISTENCY_RULE)
-        best = n
+            best = n
     return (best, info) if explain else best
 
 
