@@ -239,10 +239,9 @@ def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02, consistency
     info = {"rule": "image statistics", "text": IMAGE_RULE.format(r=min_retention, g=min_gain_step),
             "image_statistics": best, "data_consistency": None, "per_plane": None}
     if consistency is not None:
-        n, per_plane, none = _consistency_choice(consistency, len(table) - 1)
+        n, per_plane, none, measurable = _consistency_choice(consistency, len(table) - 1)
         info.update(data_consistency=n, per_plane=per_plane.tolist())
-        get = consistency.get if isinstance(consistency, dict) else lambda k, d=None: getattr(consistency, k, d)
-        changed = get("measurable", True) is not False and any(
+        changed = measurable and any(
             abs(row.get("contrast_gain", 1.0) - 1.0) > min_gain_step
             or row.get("detail_retention", 1.0) < 1.0 - min_gain_step / 2 for row in table[1:])
         if none and changed:  # the iterates differ from the raw: the check could not resolve a depth
@@ -258,7 +257,7 @@ def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02, consistency
 
 
 def _consistency_choice(consistency, n_iter):
-    """(suggested n, per-plane choice, no restoration?) from a consistency report or its dict."""
+    """(suggested n, per-plane choice, no restoration?, measurable?) from a consistency report or its dict."""
     from ..consistency.choice import choose_iterations, no_restoration  # numpy only; metrics never imports models
 
     get = consistency.get if isinstance(consistency, dict) else lambda k, d=None: getattr(consistency, k, d)
@@ -271,7 +270,7 @@ def _consistency_choice(consistency, n_iter):
         raise ValueError(f"consistency holds restored depths of shape {rd.shape} but the table has {n_iter} iterate(s); "
                          "check the same iterates as the table")
     per_plane = choose_iterations(rd, c2, z, smooth=0)[1]
-    measurable = get("measurable", True)
-    if (measurable is False) or no_restoration(rd):
-        return 0, per_plane, True
-    return int(np.clip(np.floor(np.median(per_plane) + 0.5), 1, n_iter)), per_plane, False
+    measurable = get("measurable", True) is not False
+    if not measurable or no_restoration(rd):
+        return 0, per_plane, True, measurable
+    return int(np.clip(np.floor(np.median(per_plane) + 0.5), 1, n_iter)), per_plane, False, measurable
