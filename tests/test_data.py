@@ -43,7 +43,8 @@ def folder(tmp_path):
 
 # -- pairs --------------------------------------------------------------------------------
 def test_pairs_input_has_lower_contrast_than_target(stack):
-    rd = DegradedRawData.from_arrays([stack], "ZYX", DEG, (20, 40), n_degradations=3, voxel_size=VS, rng=0)
+    rd = DegradedRawData.from_arrays([stack], "ZYX", DEG, (20, 40), normalize_planes=False, n_degradations=3,
+                                     voxel_size=VS, rng=0)
     pairs = list(rd.generator())
     assert len(pairs) == rd.size == 3
     for x, y, axes, mask in pairs:
@@ -55,14 +56,16 @@ def test_pairs_input_has_lower_contrast_than_target(stack):
 
 def test_fixed_extra_depth_equals_forward_model(stack):
     deg = DeepTissueDegradation()  # no noise: the pair is exactly the forward model
-    rd = DegradedRawData.from_arrays(stack, "ZYX", deg, 25, voxel_size=VS, depth=5, surface="last", rng=0)
+    rd = DegradedRawData.from_arrays(stack, "ZYX", deg, 25, normalize_planes=False, voxel_size=VS, depth=5,
+                                     surface="last", rng=0)
     (x, y, _, _), = rd.generator()
     np.testing.assert_allclose(x, deg(stack, "ZYX", 25, voxel_size=VS, depth=5, surface="last"), rtol=1e-5, atol=1e-6)
 
 
 def test_copies_get_their_own_extra_depth(stack):
     deg = DeepTissueDegradation()
-    rd = DegradedRawData.from_arrays([stack], "ZYX", deg, (5, 60), n_degradations=4, voxel_size=VS, rng=1)
+    rd = DegradedRawData.from_arrays([stack], "ZYX", deg, (5, 60), normalize_planes=False, n_degradations=4,
+                                     voxel_size=VS, rng=1)
     means = [x.mean() for x, _, _, _ in rd.generator()]
     # attenuation exp(-d/150) makes each draw visible in the mean; all within the range's bounds
     lo, hi = stack.mean() * np.exp(-60 / 150), stack.mean() * np.exp(-5 / 150)
@@ -107,7 +110,8 @@ def test_from_folder_streams_one_image_at_a_time(folder, monkeypatch):
         return real(path, *a, **k)
 
     monkeypatch.setattr(gen, "read_tiff", counting_read)
-    rd = gen.DegradedRawData.from_folder(folder, ["raw"], "ZYX", DEG, (10, 40), n_degradations=2, voxel_size=VS, rng=0)
+    rd = gen.DegradedRawData.from_folder(folder, ["raw"], "ZYX", DEG, (10, 40), normalize_planes=False,
+                                         n_degradations=2, voxel_size=VS, rng=0)
     assert rd.size == 6 and rd.shapes == [(8, 40, 40)] * 3
     assert reads == []  # construction reads headers only
     it = rd.generator()

@@ -41,12 +41,15 @@ def test_flat_map_gives_todays_pairs():
 
 def test_each_image_degraded_at_its_own_depths(spheroid, tmp_path):
     observed, _ = spheroid
-    auto = DegradedRawData.from_arrays([observed, observed[:, ::-1]], "ZYX", DEG, 20.0, voxel_size=VS,
+    auto = DegradedRawData.from_arrays([observed, observed[:, ::-1]], "ZYX", DEG, 20.0, normalize_planes=False,
+                                       voxel_size=VS,
                                        surface="auto", rng=4)
     maps = [surface_depth(im, "ZYX", voxel_size=VS) for im in (observed, observed[:, ::-1])]
-    given = DegradedRawData.from_arrays([observed, observed[:, ::-1]], "ZYX", DEG, 20.0, voxel_size=VS,
+    given = DegradedRawData.from_arrays([observed, observed[:, ::-1]], "ZYX", DEG, 20.0, normalize_planes=False,
+                                        voxel_size=VS,
                                         depth_map=maps, rng=4)
-    flat = DegradedRawData.from_arrays([observed, observed[:, ::-1]], "ZYX", DEG, 20.0, voxel_size=VS, rng=4)
+    flat = DegradedRawData.from_arrays([observed, observed[:, ::-1]], "ZYX", DEG, 20.0, normalize_planes=False,
+                                       voxel_size=VS, rng=4)
     a, g, f = degraded(auto), degraded(given), degraded(flat)
     for x, y in zip(a, g):
         np.testing.assert_array_equal(x, y)
