@@ -2,6 +2,7 @@
 import functools
 
 import numpy as np
+from csbdeep.data import PercentileNormalizer
 import pytest
 
 pytest.importorskip("zarr")
@@ -31,7 +32,7 @@ def seeded_model(axes, rng, **kw):
 
 @pytest.fixture(scope="module")
 def model3d():
-    model = seeded_model("ZYX", 1)
+    model = seeded_model("ZYX", 1, normalize_per_slice=False)  # whole-volume normalization (per plane: below)
     model.predict_blockwise = functools.partial(model.predict_blockwise, physical=False)  # blocks < volume
     return model
 
@@ -231,6 +232,22 @@ def test_physical_3d_keeps_each_planes_light_with_z_cut_into_blocks(volume, tmp_
     assert rel_dev(out[...], ref) <= TILE_TOLERANCE
     light = lambda a: (np.asarray(a, np.float64) - 0.0).sum(axis=(1, 2))  # noqa: E731 (background 0)
     np.testing.assert_allclose(light(out[...]), light(volume), rtol=1e-3)
+
+
+def test_3d_per_plane_normalization_with_z_cut_into_blocks(volume, tmp_path):
+    # a 3D network trained on stacks normalized per plane (the default) normalizes each Z plane
+    # on its own; blocks cut along Z take the percentiles of the planes they read (with context)
+    model = seeded_model("ZYX", 3)
+    assert model.config.normalize_per_slice
+    dimmed = (volume * np.linspace(1, 0.2, len(volume))[:, None, None]).astype(np.float32)
+    out = model.predict_blockwise(dimmed, "ZYX", tmp_path / "out.zarr", n_iter=2, block_size=(4, 64, 64))
+    rec = zarr.open_group(tmp_path / "out.zarr", mode="r").attrs["deepcontrast"]
+    assert rec["per_sample"] == "plane"
+    np.testing.assert_allclose(np.asarray(rec["mi"]).ravel(), np.percentile(dimmed, 2, axis=(1, 2)), rtol=1e-5)
+    ref = model.predict(dimmed, "ZYX", n_iter=2)
+    assert rel_dev(out[...], ref) <= TILE_TOLERANCE
+    whole = model.predict(dimmed, "ZYX", n_iter=2, normalizer=PercentileNormalizer())
+    assert rel_dev(whole, ref) > 10 * rel_dev(out[...], ref)  # the per-plane normalization made a difference
 
 
 def test_axes_in_any_order_written_in_ome_zarr_order(model2d, volume, tmp_path):

@@ -35,6 +35,16 @@ def test_datagen_writes_npz_and_settings(raw_dir, tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out
 
 
+def test_datagen_normalizes_planes_unless_told_to_normalize_stacks(raw_dir, tmp_path):
+    from deepcontrast.models import Config
+
+    for extra, planes in (((), True), (("--normalize-stacks",), False)):
+        out = tmp_path / f"{planes}.npz"
+        assert main(args(raw_dir, out, *extra)) == 0
+        assert load_settings(out)["normalize_planes"] is planes
+        assert Config.from_training_data(out).normalize_per_slice is planes  # the model predicts as it trained
+
+
 def test_datagen_same_seed_same_data(raw_dir, tmp_path):
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     assert main(args(raw_dir, a)) == 0

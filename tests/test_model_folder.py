@@ -25,6 +25,10 @@ SETTINGS = dict(degradation_settings={"degradation": {"background": 20.0, "atten
 NET = dict(unet_n_depth=1, unet_n_first=4, train_epochs=2, train_steps_per_epoch=2, train_batch_size=4,
            train_tensorboard=False)
 
+#: what a folder without deepcontrast's settings loads with: normalize_per_slice False (its network
+#: was trained on whole-image normalized data), the other defaults as they are
+LOADED_DEFAULTS = {**EXTRA_DEFAULTS, "normalize_per_slice": False}
+
 
 def image(shape=(40, 52), rng=0):
     from scipy import ndimage
@@ -153,7 +157,7 @@ def test_old_layout_without_later_keys_gets_their_defaults(trained, tmp_path):
     (folder / "config.json").write_text(json.dumps(network))
     old = DeepContrast(None, "m", basedir=tmp_path)
     assert {k: getattr(old.config, k) for k in EXTRA_DEFAULTS} == {
-        **EXTRA_DEFAULTS, "degradation_settings": SETTINGS["degradation_settings"]}
+        **LOADED_DEFAULTS, "degradation_settings": SETTINGS["degradation_settings"]}
 
 
 def test_invalid_setting_in_side_file_names_both_files(trained, tmp_path):
@@ -169,7 +173,7 @@ def test_new_config_replaces_history_and_settings_of_the_folder(trained, tmp_pat
     fresh = DeepContrast(Config("YX", **NET), "m", basedir=tmp_path)
     side = read(tmp_path / "m", "deepcontrast.json")
     assert side["history"] == [] and "trainings" not in side
-    assert {k: side[k] for k in EXTRA_DEFAULTS} == EXTRA_DEFAULTS
+    assert {k: side[k] for k in EXTRA_DEFAULTS} == LOADED_DEFAULTS  # a 2D net without settings: whole
     assert set(read(tmp_path / "m", "config.json")) == set(vars(CSBDeepConfig("YX")))
     assert fresh.history == []
 
@@ -183,7 +187,7 @@ def test_csbdeep_care_folder_loads_with_default_settings_and_is_not_written(tmp_
     before = {p.name: p.read_bytes() for p in care.logdir.iterdir()}
     ours = DeepContrast(None, "c", basedir=tmp_path)
     assert {p.name: p.read_bytes() for p in care.logdir.iterdir()} == before  # no deepcontrast.json written
-    assert split_config(ours.config) == (read(care.logdir, "config.json"), EXTRA_DEFAULTS)
+    assert split_config(ours.config) == (read(care.logdir, "config.json"), LOADED_DEFAULTS)
     assert ours.history == []
     x = normalize(image(), 2, 99.8)[None, ..., None]
     y_care = care.keras_model.predict(x, verbose=0)

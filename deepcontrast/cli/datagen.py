@@ -43,6 +43,9 @@ def add_parser(sub):
     p.add_argument("--subvolume-size", metavar="N,N,N", help="degrade random sub-volumes of this size per image "
                    "(read lazily; for volumes too big for memory), e.g. 32,256,256")
     p.add_argument("--n-subvolumes", type=int, default=1, help="sub-volumes per image with --subvolume-size (default 1)")
+    p.add_argument("--normalize-stacks", action="store_true",
+                   help="normalize each stack as a whole (CSBDeep's way) instead of every plane on its own "
+                        "(the default for stacks, which the trained model then also does when it predicts)")
     p.add_argument("--seed", type=int, default=None, help="seed for extra-depth draws and noise")
     p.add_argument("--sample", action="store_true", help="use the built-in synthetic sample instead of RAW_DIR")
     p.add_argument("--overwrite", action="store_true", help="replace the output (and its settings file) if it exists")
@@ -75,7 +78,7 @@ def run(args):
             log.warning("no noise in the forward model: pass --photons or --calibrate so the network learns "
                         "to separate noise from structure")
     kw = dict(n_degradations=args.n_degradations, voxel_size=voxel_size, surface=args.surface, depth=args.depth,
-              rng=args.seed, microscope=args.microscope)
+              rng=args.seed, microscope=args.microscope, normalize_planes=not args.normalize_stacks)
     if args.subvolume_size:
         kw.update(subvolume_size=tuple(int(v) for v in parse_floats(args.subvolume_size, "--subvolume-size")),
                   n_subvolumes=args.n_subvolumes)

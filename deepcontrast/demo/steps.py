@@ -88,8 +88,7 @@ def train(s, data, basedir, name, seed=None):
     c = axes.index("C")
     config = Config(
         axes, X.shape[c], Y.shape[c], probabilistic=False,
-        degradation_settings=data.settings,
-        normalize_per_slice=bool(data.settings.get("per_slice")),
+        degradation_settings=data.settings,  # decides normalize_per_slice: as the patches were normalized
         **{k: v for k, v in s.items() if k.startswith(("unet_", "train_"))},  # every network/training key
     )
     folder = Path(basedir) / name

@@ -6,10 +6,11 @@ import numpy as np
 _PAPER = "Martins, Kalaidzidis, Zerial, Jug: DeepContrast, arXiv 2308.08365 (2023)"
 
 
-def documentation_markdown(*, name, description, config, net_axes, pmin, pmax, halo, degradation_settings, probabilistic):
+def documentation_markdown(*, name, description, config, net_axes, pmin, pmax, halo, degradation_settings, probabilistic,
+                           norm_axes=None):
     """Markdown for the package's ``README.md``: what the model does, its input, and how to use it."""
     lines = _what_it_does(name, description)
-    lines += _input_output(config, net_axes, pmin, pmax, halo, probabilistic)
+    lines += _input_output(config, net_axes, pmin, pmax, halo, probabilistic, norm_axes)
     lines += _iterative_use()
     lines += _training_settings(degradation_settings)
     lines += _network_and_limits(config)
@@ -32,14 +33,15 @@ def _what_it_does(name, description):
     ]
 
 
-def _input_output(config, net_axes, pmin, pmax, halo, probabilistic):
+def _input_output(config, net_axes, pmin, pmax, halo, probabilistic, norm_axes=None):
     spatial = "".join(a for a in net_axes if a in "ZYX")
+    per = "per image and channel" if (norm_axes or spatial) == spatial else "per z plane and channel"
     return [
         "## Input and output",
         "",
         f"- Axes: batch, {', '.join(spatial.lower())}, channel ({config.get('n_channel_in', 1)} input channel(s)); "
         f"spatial sizes must be multiples of the declared step.",
-        f"- Preprocessing (declared, consumers apply it): percentile normalization per image and channel, "
+        f"- Preprocessing (declared, consumers apply it): percentile normalization {per}, "
         f"percentile {pmin:g} -> 0 and {pmax:g} -> 1 (`scale_range`), as in training and in CSBDeep's `predict`.",
         "- Output: the restored image in those normalized units (CSBDeep's `predict` maps it back to "
         "the input's intensity range; bioimage.io consumers get normalized values)."

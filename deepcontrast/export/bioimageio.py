@@ -106,20 +106,32 @@ def _prepare_sample(sample, net_axes, sizes, n_channel):
     return x[tuple(sl) + (slice(None),)]
 
 
+def _norm_axes(model, net_axes):
+    """The spatial axes the declared percentile normalization takes jointly: Y and X for a 3D
+    network that normalizes every Z plane on its own (``normalize_per_slice``), else all."""
+    spatial = net_axes[:-1]
+    if "Z" in spatial and getattr(model.config, "normalize_per_slice", False):
+        return "YX"
+    return spatial
+
+
 def _test_output(model, x, net_axes):
     """Network output for sample ``x`` (axes net_axes), in normalized units, with batch axis."""
     from csbdeep.data import NoResizer, PercentileNormalizer
     from csbdeep.utils import normalize
 
+    from ..data.normalize import SlicePercentileNormalizer
+
+    per_plane = _norm_axes(model, net_axes) != net_axes[:-1]
     if hasattr(model, "predict") and not model.config.probabilistic:
         kw = {"precision": "float32"} if hasattr(model, "_net_for") else {}  # what the export computes
-        y = model.predict(x, net_axes, normalizer=PercentileNormalizer(PMIN, PMAX, do_after=False), resizer=NoResizer(),
-                          **kw)
+        normalizer = (SlicePercentileNormalizer if per_plane else PercentileNormalizer)(PMIN, PMAX, do_after=False)
+        y = model.predict(x, net_axes, normalizer=normalizer, resizer=NoResizer(), **kw)
         y = np.asarray(y, np.float32)
         if y.ndim == len(net_axes) - 1:
             y = y[..., None]
         return y[None]
-    xn = normalize(x, PMIN, PMAX, axis=tuple(range(x.ndim - 1)))
+    xn = normalize(x, PMIN, PMAX, axis=tuple(d for d, a in enumerate(net_axes[:-1]) if a in _norm_axes(model, net_axes)))
     return np.asarray(float32_network(model).predict(xn[None], verbose=0), np.float32)
 
 
@@ -166,8 +178,13 @@ def _write_files(folder, model, x, y, net_axes, sizes, doc):
         net_axes=net_axes, pmin=PMIN, pmax=PMAX, halo=halo, probabilistic=bool(model.config.probabilistic), **doc))
 
 
-def _tensor_descrs(bm, folder, net_axes, sizes, n_in, n_out_net):
-    """bioimage.io input and output tensor descriptions (axes with valid sizes and halo)."""
+def _tensor_descrs(bm, folder, net_axes, sizes, n_in, n_out_net, norm_axes=None):
+    """bioimage.io input and output tensor descriptions (axes with valid sizes and halo).
+
+    ``norm_axes``: the spatial axes the declared percentile normalization takes jointly
+    (default all; ``'YX'`` for a 3D network normalized per Z plane).
+    """
+    norm_axes = [a.lower() for a in (norm_axes or net_axes[:-1])]
     spatial = [a.lower() for a in net_axes[:-1]]
     in_axes = [bm.BatchAxis()] + [
         bm.SpaceInputAxis(id=bm.AxisId(a), size=bm.ParameterizedSize(min=sizes[a.upper()][0], step=sizes[a.upper()][1]))
@@ -185,7 +202,7 @@ def _tensor_descrs(bm, folder, net_axes, sizes, n_in, n_out_net):
         data=bm.IntervalOrRatioDataDescr(type="float32"),
         description="raw image; normalized by the declared percentile preprocessing",
         preprocessing=[bm.ScaleRangeDescr(kwargs=bm.ScaleRangeKwargs(
-            axes=[bm.AxisId(a) for a in spatial], min_percentile=PMIN, max_percentile=PMAX))],
+            axes=[bm.AxisId(a) for a in norm_axes], min_percentile=PMIN, max_percentile=PMAX))],
     )]
     outputs = [bm.OutputTensorDescr(
         id=bm.TensorId("output"), axes=out_axes, test_tensor=bm.FileDescr(source=folder / "test_output.npy"),
@@ -263,7 +280,8 @@ def export_bioimageio(model, path, *, name=None, description=None, authors=None,
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         _write_files(tmp, model, x, y, net_axes, sizes, dict(
-            name=model_name, description=description, config=config, degradation_settings=settings))
+            name=model_name, description=description, config=config, degradation_settings=settings,
+            norm_axes=_norm_axes(model, net_axes)))
         descr = _model_descr(bm, tmp, model, net_axes, sizes, dict(
             name=model_name, description=description, authors=authors, license=license, cite=cite, config=config,
             settings=model_settings))
@@ -283,7 +301,7 @@ def _model_descr(bm, folder, model, net_axes, sizes, meta):
 
     n_in, n_out = int(model.config.n_channel_in), int(model.config.n_channel_out)
     n_out_net = 2 * n_out if model.config.probabilistic else n_out
-    inputs, outputs = _tensor_descrs(bm, folder, net_axes, sizes, n_in, n_out_net)
+    inputs, outputs = _tensor_descrs(bm, folder, net_axes, sizes, n_in, n_out_net, _norm_axes(model, net_axes))
     weights = bm.WeightsDescr(tensorflow_saved_model_bundle=bm.TensorflowSavedModelBundleWeightsDescr(
         source=folder / "tf_saved_model_bundle.zip", tensorflow_version=bm.Version(tf.__version__)))
     try:

@@ -125,7 +125,10 @@ def export_fiji(model, fname=None):
 
     The network expects *normalized* input (as in Python prediction: percentiles 2 and 99.8
     mapped to 0 and 1, CSBDeep's ``PercentileNormalizer`` defaults); set the same percentiles in
-    Fiji's CSBDeep plugin, which normalizes before running the graph.
+    Fiji's CSBDeep plugin, which normalizes before running the graph. The plugin normalizes
+    the whole image at once: a 3D model that normalizes every Z plane on its own
+    (``normalize_per_slice``, the default of 3D models trained on ``DegradedRawData``) sees
+    deep planes dimmer in Fiji than in training, and the export logs a warning saying so.
 
     Parameters
     ----------
@@ -165,6 +168,11 @@ def export_fiji(model, fname=None):
         fname = fname.with_name(fname.name + ".zip")
     fname.parent.mkdir(parents=True, exist_ok=True)
 
+    if getattr(model.config, "normalize_per_slice", False) and getattr(model.config, "n_dim", 2) == 3:
+        log.warning("%s normalizes every Z plane on its own, but Fiji's CSBDeep plugin normalizes the whole stack: "
+                    "deep planes will look dimmer to the network than in training; restore in Python "
+                    "(predict, deepcontrast predict) or with the bioimage.io export, which declares per-plane "
+                    "normalization", getattr(model, "name", None) or "the model")
     graph_def, inp, out = frozen_tf115_graph(model)
     meta = csbdeep_meta(model)
     from ..models.config import split_config

@@ -118,13 +118,19 @@ def global_normalizer_values(model, volume, axes, normalizer):
     They are computed by ``normalizer.before`` itself (on a copy), so they are what in-memory
     prediction computes on the whole volume when the sample is the whole volume (volumes up
     to ``SAMPLE_VOXELS``). Returns ``(None, None)`` for a normalizer without ``mi``/``ma``
-    (nothing to fix globally), and ``per_sample`` tells whether there is one row per sample.
+    (nothing to fix globally), and ``per_sample`` tells their layout: False, one for the whole
+    input; True, one row per sample; ``'plane'``, one row per sample and one entry per Z plane
+    (a 3D network whose normalizer takes every Z plane on its own, see
+    :class:`~deepcontrast.data.SlicePercentileNormalizer`).
     """
     spatial = model.config.axes.replace("C", "")
     net_axes = "S" + model.config.axes
     per_sample = _is_per_sample(model, normalizer, axes, volume, net_axes)
     if per_sample is None:
         return None, None, False
+    if per_sample == "plane":
+        mi, ma = _per_plane_values(model, normalizer, volume, axes, net_axes)
+        return mi, ma, "plane"
     batch = [d for d, a in enumerate(axes) if a not in spatial and a != "C"]
     if not per_sample or not batch:
         step = sample_stride([n for a, n in zip(axes, volume.shape) if a != "C"], SAMPLE_VOXELS)
@@ -146,6 +152,33 @@ def global_normalizer_values(model, volume, axes, normalizer):
     return np.concatenate(mis), np.concatenate(mas), True
 
 
+def _per_plane_values(model, normalizer, volume, axes, net_axes):
+    """``mi``/``ma`` of every Z plane (and sample), from a strided Y-X sample of each plane.
+
+    Planes are read in slabs of Z so that a slab's sample holds about ``SAMPLE_VOXELS``
+    voxels; a volume of at most that many voxels is read whole (then the values are exactly
+    those of in-memory prediction).
+    """
+    z = axes.index("Z")
+    others = int(np.prod([n for a, n in zip(axes, volume.shape) if a not in "ZYX"]))
+    plane = [volume.shape[axes.index(a)] for a in "YX"]
+    n_planes = volume.shape[z] * others
+    step = sample_stride(plane, max(PLANE_SAMPLE_VOXELS, SAMPLE_VOXELS // n_planes))
+    per_slab = max(1, SAMPLE_VOXELS // (int(np.prod([-(-n // step) for n in plane])) * others))
+    mis, mas = [], []
+    for z0 in range(0, volume.shape[z], per_slab):
+        region = tuple(slice(z0, z0 + per_slab) if a == "Z" else slice(None, None, step) if a in "YX"
+                       else slice(None) for a in axes)
+        mi, ma = _percentiles(model, normalizer, volume.read(region), axes, net_axes)
+        mis.append(mi)
+        mas.append(ma)
+    zn = net_axes.index("Z")
+    if step > 1:
+        logger.info("per-plane normalization from a sample of every %d-th voxel along Y and X of %s", step,
+                    volume.name)
+    return np.concatenate(mis, axis=zn), np.concatenate(mas, axis=zn)
+
+
 def _percentiles(model, normalizer, img, axes, net_axes):
     x = model._to_net(img, axes, None)[0]
     n = copy.deepcopy(normalizer)
@@ -157,7 +190,7 @@ def _percentiles(model, normalizer, img, axes, net_axes):
 
 
 def _is_per_sample(model, normalizer, axes, volume, net_axes):
-    """None: no mi/ma; True: one mi/ma per sample; False: one for the whole input."""
+    """None: no mi/ma; True: one mi/ma per sample; False: one for the whole input; 'plane': per Z plane too."""
     n = copy.deepcopy(normalizer)
     cfg = model.config
     probe = np.random.default_rng(0).random((2,) + (model._net_block(),) * cfg.n_dim + (cfg.n_channel_in,))
@@ -165,15 +198,28 @@ def _is_per_sample(model, normalizer, axes, volume, net_axes):
     mi = getattr(n, "mi", None)
     if mi is None or getattr(n, "ma", None) is None:
         return None
-    return bool(np.ndim(mi) == len(net_axes) and np.shape(mi)[0] == 2)
+    per_sample = bool(np.ndim(mi) == len(net_axes) and np.shape(mi)[0] == 2)
+    if per_sample and "Z" in net_axes and np.shape(mi)[net_axes.index("Z")] == probe.shape[net_axes.index("Z")] > 1:
+        return "plane"
+    return per_sample
 
 
 def block_normalizer_values(mi, ma, per_sample, grid, index):
-    """The rows of per-sample ``mi``/``ma`` that belong to the samples of one block."""
+    """The rows of per-sample ``mi``/``ma`` that belong to the samples of one block.
+
+    With ``per_sample='plane'`` also the entries of the Z planes the block reads (core and
+    context).
+    """
     if mi is None or not per_sample:
         return mi, ma
     batch = [d for d, a in enumerate(grid.axes) if a not in grid.spatial and a != "C"]
-    flat = np.arange(mi.shape[0]).reshape([grid.shape[d] for d in batch])
-    core = grid.core_slices(index)
-    rows = flat[tuple(core[d] for d in batch)].ravel()
-    return mi[rows], ma[rows]
+    if batch:
+        flat = np.arange(mi.shape[0]).reshape([grid.shape[d] for d in batch])
+        core = grid.core_slices(index)
+        rows = flat[tuple(core[d] for d in batch)].ravel()
+        mi, ma = mi[rows], ma[rows]
+    if per_sample == "plane":
+        read, _ = grid.region(index)
+        z = read[grid.axes.index("Z")]
+        mi, ma = mi[:, z], ma[:, z]
+    return mi, ma

@@ -9,7 +9,7 @@ from ..data.settings import load_settings, settings_path
 from ..internals.files import to_jsonable
 from .precision import PRECISIONS
 
-__all__ = ["Config", "load_settings", "settings_path", "split_config"]
+__all__ = ["Config", "load_settings", "planes_normalized", "settings_path", "split_config"]
 
 #: keys this subclass adds to csbdeep's configuration, with their defaults; the model folder keeps
 #: them in deepcontrast.json, not in config.json (which CSBDeep's CARE loads)
@@ -18,9 +18,10 @@ EXTRA_DEFAULTS = {
     "degradation_settings": None,
     # memory (MiB) one prediction call may use when ``n_tiles=None`` picks the tiling
     "predict_memory_mb": 2048,
-    # normalize each plane on its own percentiles when a 2D net runs over a stack (training
-    # patches made per plane, see deepcontrast.data.per_slice)
-    "normalize_per_slice": False,
+    # normalize each YX plane on its own percentiles at prediction (training stacks normalized per
+    # plane, see DegradedRawData(normalize_planes=True) and deepcontrast.data.per_slice); None:
+    # decided from degradation_settings by planes_normalized()
+    "normalize_per_slice": None,
     # numerical precision of training and (by default) prediction, see deepcontrast.models.precision
     "precision": "auto",
 }
@@ -69,11 +70,17 @@ class Config(_CSBDeepConfig):
         ``predict_memory_mb`` : float
             Memory budget (MiB) of one network call when ``predict(..., n_tiles=None)`` chooses
             the tiling automatically (default 2048).
-        ``normalize_per_slice`` : bool
-            The default normalizer of ``predict`` normalizes every plane on its own
-            percentiles (:class:`~deepcontrast.models.SlicePercentileNormalizer`) when a 2D
-            network runs over a stack. Set it for models trained on patches normalized per
-            plane (:func:`deepcontrast.data.per_slice`), as the demo does (default False).
+        ``normalize_per_slice`` : bool or None
+            The default normalizer of ``predict`` normalizes every YX plane on its own
+            percentiles (:class:`~deepcontrast.models.SlicePercentileNormalizer`): each plane
+            of a stack a 2D network runs over, each Z plane of a 3D network's input. Right for
+            models trained on stacks normalized per plane: ``DegradedRawData`` does that by
+            default for stacks (``normalize_planes=True``), and :func:`deepcontrast.data.per_slice`
+            patches are planes. ``None`` (default) decides from ``degradation_settings``
+            (:func:`planes_normalized`): as the training data were made; without settings,
+            True for 3D networks (the package's own 3D training data), False for 2D ones.
+            Pass False for a 3D network trained on whole-stack normalized patches (e.g. from
+            CSBDeep's own ``RawData``).
         ``precision`` : str
             ``'auto'`` (default), ``'float32'``, ``'bfloat16'`` or ``'float16'``: the precision
             the network trains in and, unless ``predict(..., precision=...)`` says otherwise,
@@ -105,6 +112,8 @@ class Config(_CSBDeepConfig):
                          allow_new_parameters=allow_new_parameters, **kwargs)
         for k, v in EXTRA_DEFAULTS.items():
             setattr(self, k, extra.get(k, v))
+        if self.normalize_per_slice is None:
+            self.normalize_per_slice = planes_normalized(self.degradation_settings, self.n_dim)
 
     @classmethod
     def from_training_data(cls, npz_path, axes=None, **kwargs):
@@ -113,8 +122,10 @@ class Config(_CSBDeepConfig):
         Reads the axes (and channel counts) from ``npz_path`` (as written by
         :func:`csbdeep.io.save_training_data`) and the data-generation settings from
         ``'<npz_path without .npz>.settings.json'`` when that file exists; patches made per
-        plane (:func:`deepcontrast.data.per_slice`) set ``normalize_per_slice=True`` so the
-        model normalizes each plane on its own when it predicts, as in training.
+        plane (:func:`deepcontrast.data.per_slice`, or stacks normalized per plane by
+        ``DegradedRawData``) set ``normalize_per_slice=True`` so the model normalizes each
+        plane on its own when it predicts, as in training; an npz without settings (not made
+        by ``DegradedRawData``) gets ``normalize_per_slice=False``.
 
         Parameters
         ----------
@@ -163,8 +174,10 @@ class Config(_CSBDeepConfig):
             kwargs.setdefault("n_channel_out", y_shape[c])
         if "degradation_settings" not in kwargs:
             kwargs["degradation_settings"] = load_settings(npz_path)
-        # patches made per plane (deepcontrast.data.per_slice) are predicted per plane
-        kwargs.setdefault("normalize_per_slice", bool((kwargs["degradation_settings"] or {}).get("per_slice")))
+        # patches of stacks normalized per plane are predicted per plane; an npz without settings
+        # was not made by DegradedRawData: its patches were normalized whole (CSBDeep's way)
+        if kwargs["degradation_settings"] is None:
+            kwargs.setdefault("normalize_per_slice", False)
         return cls(axes, **kwargs)
 
     def is_valid(self, return_invalid=False):
@@ -199,6 +212,37 @@ class Config(_CSBDeepConfig):
             return len(invalid) == 0, tuple(invalid)
         return len(invalid) == 0
 
+
+def planes_normalized(settings, n_dim):
+    """Whether training data made with ``settings`` had every YX plane normalized on its own.
+
+    The default of ``Config(normalize_per_slice=None)``: True for per-plane patches
+    (``settings['per_slice']``) and for stacks ``DegradedRawData`` normalized per plane
+    (``settings['normalize_planes']``); False for settings written before that option existed
+    (whole-stack normalization). Without settings, True for 3D networks (what
+    ``DegradedRawData`` makes of stacks by default) and False for 2D networks.
+
+    Parameters
+    ----------
+    settings : dict or None
+        ``DegradedRawData.settings`` (the training data's ``.settings.json``).
+    n_dim : int
+        Spatial dimensions of the network (2 or 3).
+
+    Returns
+    -------
+    bool
+
+    Examples
+    --------
+    >>> planes_normalized({'per_slice': 'Z'}, 2), planes_normalized({'axes': 'ZYX'}, 3), planes_normalized(None, 3)
+    (True, False, True)
+    """
+    if settings is None:
+        return n_dim == 3
+    if not isinstance(settings, dict):
+        return False  # invalid settings: Config.is_valid names them
+    return bool(settings.get("per_slice") or settings.get("normalize_planes"))
 
 
 def split_config(config):

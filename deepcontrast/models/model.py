@@ -99,6 +99,9 @@ class DeepContrast(AdaptiveMixin, BlockwiseMixin, PredictMixin, CARE):
             logger.info("%s keeps deepcontrast's settings in config.json (earlier layout); they move to %s "
                         "when the model next saves", self.logdir, SIDE_FILE)
         self._side.setdefault("history", [])
+        # folders written before per-plane normalization could be decided from the data settings
+        # were normalized whole unless they said so
+        settings.setdefault("normalize_per_slice", False)
         try:
             self.config = self._config_class(**self._config_class.update_loaded_config(network), **settings)
         except (AttributeError, TypeError, ValueError) as e:
