@@ -75,7 +75,7 @@ def make_data(sz, tmp, rng=0):
     deg = DeepTissueDegradation(photons=s["photons"])
     image, clean = synthetic_tissue(sz["shape"], voxel_size=tuple(s["voxel_size"]), degradation=deg, rng=rng)
     sample = SimpleNamespace(image=image, clean=clean, axes="ZYX", voxel_size=tuple(s["voxel_size"]),
-                             surface="first", depth=0.0, degradation=deg)
+                             surface="first", depth=0.0, degradation=deg, microscope="auto")
     data = {}
     for kind, slices_2d, patch in (("2D", True, sz["patch"]), ("3D", False, sz["patch3d"][1:])):
         s.update(slices_2d=slices_2d, patch_size=patch, n_patches_per_image=sz["n_patches"])
@@ -102,7 +102,7 @@ def make_models(kind, d, precisions, sz, seed=0):
     for p in precisions:
         keras.utils.set_random_seed(seed)
         config = Config(d.axes.replace("S", "").replace("C", "") + "C", d.X.shape[c], d.Y.shape[c],
-                        normalize_per_slice=kind == "2D", degradation_settings=d.settings, precision=p,
+                        degradation_settings=d.settings, precision=p,  # settings decide normalize_per_slice
                         train_tensorboard=False, train_learning_rate=0.0004, **net)
         models[p] = DeepContrast(config, basedir=None)
     w = models[precisions[0]].keras_model.get_weights()

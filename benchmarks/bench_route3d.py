@@ -5,7 +5,7 @@ at 50 photons, ``DegradedRawData.from_arrays(..., 'auto', (10, 40), n_degradatio
 ``create_patches(..., (8, 64, 64), 128)``, ``Config('ZYX', 1, 1, train_epochs=15,
 train_steps_per_epoch=30, train_batch_size=4)``; each option changes one thing (precision,
 input pipeline: our tf.data or CSBDeep's ``CARE.train``, U-Net depth, width, kernel, patch,
-learning rate, per-plane normalization). Prints (and writes ``--out``/res_TAG.json) PSNR/SSIM
+learning rate, normalization per plane or per stack). Prints (and writes ``--out``/res_TAG.json) PSNR/SSIM
 of the deepest third against the clean truth for iterations 0-3 with physical iterates on and
 off, and CLAHE / Richardson-Lucy (given the exact rendering model).
 
@@ -21,7 +21,9 @@ p.add_argument("--kern", type=int, default=3); p.add_argument("--patch", default
 p.add_argument("--npatch", type=int, default=128); p.add_argument("--epochs", type=int, default=15)
 p.add_argument("--steps", type=int, default=30); p.add_argument("--batch", type=int, default=4)
 p.add_argument("--lr", type=float, default=0.0004); p.add_argument("--seed", type=int, default=0)
-p.add_argument("--tag", default="run"); p.add_argument("--out", default="."); p.add_argument("--pernorm", action="store_true")
+p.add_argument("--tag", default="run"); p.add_argument("--out", default=".")
+p.add_argument("--norm", default="plane", choices=("plane", "stack"),
+               help="plane: every plane normalized on its own (DegradedRawData's default), stack: whole stacks")
 a = p.parse_args()
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 import keras
@@ -35,14 +37,15 @@ VS = (2.0, 0.5, 0.5)
 deg = DeepTissueDegradation(photons=50)
 obs, clean = synthetic_tissue((48, 256, 256), voxel_size=VS, degradation=deg, rng=0)
 rng = np.random.default_rng(a.seed)
-raw = DegradedRawData.from_arrays([obs], "ZYX", "auto", (10, 40), n_degradations=4, voxel_size=VS, rng=rng)
+raw = DegradedRawData.from_arrays([obs], "ZYX", "auto", (10, 40), n_degradations=4, voxel_size=VS, rng=rng,
+                                  normalize_planes=a.norm == "plane")
 d = tempfile.mkdtemp()
 t0 = time.time()
 create_patches(raw, tuple(int(v) for v in a.patch.split(",")), a.npatch, save_file=f"{d}/t.npz", verbose=False, rng=rng)
 (X, Y), (Xv, Yv), axes = load_training_data(f"{d}/t.npz", validation_split=0.1, verbose=False)
 conf = Config(axes, 1, 1, unet_n_depth=a.depth, unet_n_first=a.first, unet_kern_size=a.kern, train_epochs=a.epochs,
               train_steps_per_epoch=a.steps, train_batch_size=a.batch, train_learning_rate=a.lr, precision=a.precision,
-              degradation_settings=raw.settings, train_tensorboard=False, normalize_per_slice=a.pernorm)
+              degradation_settings=raw.settings, train_tensorboard=False)
 m = DeepContrast(conf, "m", basedir=d)
 t1 = time.time()
 if a.pipeline == "tfdata":
