@@ -84,3 +84,16 @@ def test_model_folder_without_the_setting_loads_as_normalized_whole(tmp_path):
     del data["normalize_per_slice"]
     side.write_text(json.dumps(data))
     assert DeepContrast(None, "m", basedir=tmp_path).config.normalize_per_slice is False
+
+
+def test_3d_per_plane_model_on_a_stack_the_network_pads_keeps_each_planes_light():
+    # 6 planes, padded to 8 for a U-Net of depth 2: the per-plane floor is padded like the input
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = DeepContrast(Config("ZYX", unet_n_depth=2, unet_n_first=4, train_tensorboard=False), basedir=None)
+    stack = _dimming_stack()
+    iterates = model.predict_iterative(stack, "ZYX", 2)
+    for y in iterates:
+        assert y.shape == stack.shape and y.min() >= -1e-4  # nothing below the background (0)
+        np.testing.assert_allclose(y.sum(axis=(1, 2)), stack.sum(axis=(1, 2)), rtol=1e-3)

@@ -244,7 +244,7 @@ class BlockwiseMixin:
         x = resizer.before(x, net_axes, (1,) + (self._net_block(),) * cfg.n_dim + (1,))
         x = x.astype(np.float32, copy=False)
         tiles, max_batch, halo = self._plan(x.shape, None, TILE_TOLERANCE / job.n_iter)
-        step = {"floor": self._floor(normalizer, job.background, x.shape, net_axes)} if job.physical else {}
+        step = {"floor": self._floor(normalizer, job.background, x.shape, net_axes, resizer)} if job.physical else {}
         out = {}
         for k in range(1, job.n_iter + 1):
             x = self._net_step(x, tiles, halo, max_batch, None, **step)

@@ -133,6 +133,52 @@ def normalized_background(normalizer, background, n_samples, net_axes, n_channel
     return ((float(background) - np.asarray(zero, np.float64)) / span).astype(np.float32)
 
 
+def pad_like_input(floor, shape, net_axes, resizer=None):
+    """``floor`` (one value per sample, channel and possibly Z plane) padded to the padded input.
+
+    A per-plane normalizer of a 3D network gives a floor with one entry per Z plane of the
+    input *before* the resizer padded it to the network's multiple; the padded planes get the
+    floor of the planes the resizer made them from (its ``pad`` and ``mode``, as CSBDeep's
+    ``PadAndCropResizer`` records them), or of the nearest plane for other resizers.
+
+    Parameters
+    ----------
+    floor : numpy.ndarray
+        Shape ``(B, 1 or n, ..., C)`` in the layout ``net_axes``.
+    shape : tuple of int
+        Shape of the padded network input.
+    net_axes : str
+        Axes of the network input, e.g. ``'SZYXC'``.
+    resizer : csbdeep.data.Resizer or None
+        The resizer that padded the input.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``floor`` with every axis of extent > 1 padded to ``shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> pad_like_input(np.arange(3.0).reshape(1, 3, 1, 1, 1), (1, 4, 8, 8, 1), 'SZYXC').ravel().tolist()
+    [0.0, 1.0, 2.0, 2.0]
+    """
+    pads = []
+    for d, (a, n, m) in enumerate(zip(net_axes, floor.shape, shape)):
+        if n in (1, m):
+            pads.append((0, 0))
+            continue
+        p = getattr(resizer, "pad", {}).get(a)
+        if p is None or sum(p) != m - n:
+            p = (0, m - n)
+        pads.append(tuple(int(v) for v in p))
+    if not any(sum(p) for p in pads):
+        return floor
+    mode = getattr(resizer, "mode", "edge") if getattr(resizer, "pad", None) else "edge"
+    kwargs = getattr(resizer, "kwargs", {}) if mode != "edge" else {}
+    return np.pad(floor, pads, mode=mode, **kwargs)
+
+
 def model_background(degradation_settings):
     """The background (no-light intensity) of a model's training data, 0 when unknown.
 

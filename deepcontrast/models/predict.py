@@ -20,7 +20,7 @@ from csbdeep.internals.predict import tile_overlap
 from ..internals.axes import axes_last, check_image_axes
 from ..internals.checks import check_iterate, check_number
 from ..data.normalize import SlicePercentileNormalizer
-from .physical import normalized_background, physical_step
+from .physical import normalized_background, pad_like_input, physical_step
 from .precision import check_precision, model_precision, resolve_precision, with_precision
 from .tiling import auto_n_tiles, bytes_per_voxel, choose_halo, halo_deviations, predict_tiled, tile_layout
 
@@ -241,7 +241,7 @@ class PredictMixin:
         if bad:
             raise ValueError(f"spatial sizes {x.shape[1:-1]} must be multiples of {block} for this network; "
                              "use resizer=PadAndCropResizer()")
-        floor = self._floor(normalizer, background, x.shape, net_axes) if physical else None
+        floor = self._floor(normalizer, background, x.shape, net_axes, resizer) if physical else None
         tiles, max_batch, halo = self._plan(x.shape, img_tiles, TILE_TOLERANCE / n_iter)
         n_windows = int(np.prod(tiles)) * x.shape[0]
         pbar = None
@@ -263,8 +263,13 @@ class PredictMixin:
         per_slice = getattr(self.config, "normalize_per_slice", False)
         return SlicePercentileNormalizer() if per_slice else PercentileNormalizer()
 
-    def _floor(self, normalizer, background, shape, net_axes):
-        """The background in the normalized space of the network input (None: no floor)."""
+    def _floor(self, normalizer, background, shape, net_axes, resizer=None):
+        """The background in the normalized space of the network input (None: no floor).
+
+        With a per-plane normalizer of a 3D network the floor has one value per Z plane; it is
+        padded as ``resizer`` padded the input (of shape ``shape``), so padded planes get the
+        floor of the planes they were made from.
+        """
         if background is None:
             background = self.background
         background = check_number(background, "background", "intensity of no light")
@@ -272,6 +277,8 @@ class PredictMixin:
         if cfg.n_channel_in != cfg.n_channel_out:
             return None
         floor = normalized_background(normalizer, background, shape[0], net_axes, shape[-1])
+        if floor is not None:
+            floor = pad_like_input(floor, shape, net_axes, resizer)
         if floor is None:
             logger.info("physical iterates need a normalizer that maps back (do_after); iterating without them")
         return floor
