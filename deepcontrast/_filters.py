@@ -74,7 +74,7 @@ def _dct_freqs(n):
     return (np.arange(n) / (2.0 * n)).astype(np.float32)
 
 
-def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=None):
+def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=None, coef=None):
     """out[k] = ra[k] * (rb[k] * G(s_ball[k]) vol + (1 - rb[k]) * G(s_haze[k]) vol
     + w_oof[k] * G(s_oof[k]) vol)[k]   (the last term only when ``w_oof`` has non-zeros).
 
@@ -86,7 +86,9 @@ def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=No
     every branch runs on the (real) coefficients, and one inverse transform per output slice
     gives the sum of the branches. Branches without axial mixing share one multiplication.
     Extra memory: the coefficients of the volume (one volume of float32) plus the output and
-    a chunk of output slices at a time.
+    a chunk of output slices at a time. ``coef``: the lateral DCT-II coefficients of ``vol``
+    (``scipy.fft.dctn(vol, axes=(1, 2))``, float32) when the caller has them already, e.g. to
+    filter one volume with many depth increments (only read, never modified).
     """
     n_z, ny, nx = vol.shape
     use_haze = np.any(rb < 1)
@@ -103,9 +105,10 @@ def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=No
     fy, fx = _dct_freqs(ny), _dct_freqs(nx)
 
     chunk = max(1, (1 << 20) // (ny * nx))
-    coef = np.empty((n_z, ny, nx), np.float32)
-    for k0 in range(0, n_z, chunk):
-        coef[k0: k0 + chunk] = sfft.dctn(vol[k0: k0 + chunk], axes=(1, 2), workers=-1)
+    if coef is None:
+        coef = np.empty((n_z, ny, nx), np.float32)
+        for k0 in range(0, n_z, chunk):
+            coef[k0: k0 + chunk] = sfft.dctn(vol[k0: k0 + chunk], axes=(1, 2), workers=-1)
     flat = coef.reshape(n_z, -1)
     out = np.empty((n_z, ny, nx), np.float32)
     for k0 in range(0, n_z, chunk):

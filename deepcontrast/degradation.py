@@ -299,15 +299,7 @@ class DeepTissueDegradation:
             raise ValueError(f"extra_depth must be >= 0 micrometres, got {extra_depth}")
         depth = check_depth_arg(depth, img.shape, axes)
         vs = spatial_voxel_size(axes, voxel_size)
-
-        def params(z):
-            ra = float(np.exp(-d / _length(self.attenuation_length)))
-            rb = float(np.exp(-d / _length(self.scattering_length)))
-            s_ball = self.blur_rate * np.sqrt(np.maximum(2 * z * d + d * d, 0.0))
-            s_haze = self.haze_width(z + d)
-            return np.full_like(z, ra), np.full_like(z, rb), s_ball, s_haze, 2 * s_haze, self.out_of_focus_increment(z, d)
-
-        out = self._apply(img, axes, vs, params, depth, surface, offset=self.background)
+        out = self._apply(img, axes, vs, self._increment(d), depth, surface, offset=self.background)
         return self._add_noise(out, rng)
 
     def render(self, clean, axes, *, depth=0.0, voxel_size=None, surface="first", rng=None):
@@ -337,6 +329,19 @@ class DeepTissueDegradation:
         return self._add_noise(out, rng)
 
     # -- internals ------------------------------------------------------------------------
+    def _increment(self, d):
+        """Depths ``z`` (um, 1D) -> the filter arguments of the increment from ``z`` to ``z + d``:
+        ``(ra, rb, s_ball, s_haze, s_oof, w_oof)``, arrays like ``z`` (see :func:`~deepcontrast._filters._blur_mix`)."""
+
+        def params(z):
+            ra = float(np.exp(-d / _length(self.attenuation_length)))
+            rb = float(np.exp(-d / _length(self.scattering_length)))
+            s_ball = self.blur_rate * np.sqrt(np.maximum(2 * z * d + d * d, 0.0))
+            s_haze = self.haze_width(z + d)
+            return np.full_like(z, ra), np.full_like(z, rb), s_ball, s_haze, 2 * s_haze, self.out_of_focus_increment(z, d)
+
+        return params
+
     def _apply(self, img, axes, vs, params, depth, surface, offset):
         x, restore = to_planes(img.astype(np.float32, copy=False), axes, "ZYX")  # no copy for float32 input
         has_z = "Z" in axes

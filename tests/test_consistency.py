@@ -253,3 +253,19 @@ def test_consistency_does_not_import_tensorflow():
     code = "import sys, deepcontrast.consistency; print('tensorflow' in sys.modules, 'keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False"]
+
+
+@pytest.mark.parametrize("deg", [DEG, DeepTissueDegradation(photons=50, background=0.1, out_of_focus=0.5)])
+def test_search_pushes_exactly_as_the_forward_model(deg):
+    """The search transforms each iterate once for all grid depths; the push must equal the forward model's."""
+    from deepcontrast.consistency.check import _Search
+
+    _, clean = synthetic_tissue((10, 48, 64), rng=1, degradation=deg)
+    z = 2.0 * np.arange(10) + 3.0
+    fwd = deg.replace(photons=None, read_noise=0.0)
+    grid = np.linspace(0.0, 40.0, 9)
+    search = _Search(fwd, z, VS, True, grid)
+    for j in (1, 4, 8):
+        dmap = np.broadcast_to(np.maximum(z - grid[j], 0.0)[:, None, None], clean.shape)
+        expected = fwd(clean, "ZYX", extra_depth=grid[j], depth=dmap, voxel_size=VS)
+        np.testing.assert_allclose(search.forward(clean, j), expected, rtol=0, atol=1e-6 * np.abs(expected).max())

@@ -139,6 +139,39 @@ def test_restore_layers_equal_predict_iterative_and_plot_holds_tradeoff(viewer, 
     assert "exists" in w.message.value and out.read_bytes() == before
 
 
+def test_residual_layer_follows_the_shown_iteration_and_depth_curves_hold_the_check(viewer, qtbot, tmp_path, sample):
+    from deepcontrast.consistency import check_consistency
+    from deepcontrast.models import DeepContrast
+
+    observed, _ = _add_sample(viewer, sample)
+    folder = _tiny_model(tmp_path)  # records no training degradation: the check calibrates one ('auto')
+    w = _restore(qtbot, viewer, folder, observed, n_iter=2)
+    _wait(qtbot, w)
+    its = DeepContrast(None, folder.name, str(folder.parent)).predict_iterative(observed.data, "ZYX", 2)
+    expected = check_consistency(observed.data, its, "ZYX", "auto", voxel_size=(2.0, 0.5, 0.5))
+    np.testing.assert_allclose(w.check.report.restored_depth, expected.restored_depth, atol=1e-3)
+    res = w.residual_layer
+    assert res.name == f"{observed.name} [residual]" and res in viewer.layers and not res.visible
+    assert res not in [lay for _, lay in w._image_layers()]  # not offered as an image to restore
+    np.testing.assert_array_equal(res.scale, observed.scale)
+    order = np.argsort(expected.plane_depth)
+    for k in (1, 2):
+        w.show_iteration(k)
+        assert res.metadata["iteration"] == k
+        np.testing.assert_allclose(res.data, expected.residual_map(k), atol=1e-3)
+        np.testing.assert_allclose(w.depth_plot.lines[("restored_depth", k)].get_ydata(),
+                                   expected.restored_depth[k - 1, order], atol=1e-3)
+        np.testing.assert_allclose(w.depth_plot.lines[("chi2", k)].get_xdata(), expected.plane_depth[order])
+        assert w.depth_plot.lines[("restored_depth", k)].get_linewidth() > \
+            w.depth_plot.lines[("restored_depth", 3 - k)].get_linewidth()  # the shown iteration is bold
+    w.show_iteration(0)  # the raw explains itself
+    assert not np.any(res.data)
+    # a new run replaces the residual layer instead of adding another
+    w.run()
+    _wait(qtbot, w)
+    assert sum("[residual]" in lay.name for lay in viewer.layers) == 1 and res not in viewer.layers
+
+
 def test_bad_models_are_messages_not_crashes(viewer, qtbot, tmp_path):
     plane = viewer.add_image(np.random.default_rng(0).random((32, 32)).astype(np.float32), name="plane")
     corrupt = tmp_path / "corrupt"

@@ -37,8 +37,10 @@ support per plane: the rule of ``predict_adaptive`` and of the data-consistency 
 :func:`deepcontrast.metrics.suggest_n_iter`.
 
 Cost: one forward pass of the stack per grid depth and iterate (the per-plane sums add under
-10%): on ``synthetic_tissue((32, 192, 192), rng=3)`` with 3 iterates, 19 depths, 54 passes,
-4.4-6.7 s on 2 busy cores. ``step=10`` halves it and moved restored depths by at most 1.5 um.
+10%), each iterate transformed laterally once for all its grid depths: on
+``synthetic_tissue((48, 256, 256))`` with one iterate, 24 passes took 11.5-12.6 s on 2 cores
+shared with other jobs (19 s when every pass transformed the iterate again and re-checked its
+inputs). ``step=10`` halves it and moved restored depths by at most 1.5 um.
 """
 from .check import check_consistency, noise_variance
 from .choice import choose_iterations

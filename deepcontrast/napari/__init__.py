@@ -5,7 +5,9 @@ Contributes, under *Plugins > deepcontrast*:
 * **Restore** (:class:`RestoreWidget`): iterative prediction with a model folder on an image
   layer, one layer per iterate (sharing the raw layer's contrast limits), a trade-off plot
   (contrast gain and detail retention per iteration, suggested iteration marked) whose points
-  show their iterate, and an atomic TIFF save of the chosen iterate;
+  show their iterate, the check of every iterate against the raw (restored depth and chi2 per
+  plane, and a residual-map layer that follows the shown iterate), and an atomic TIFF save of
+  the chosen iterate;
 * **Forward model** (:class:`ForwardModelWidget`): the parameters of
   :class:`~deepcontrast.DeepTissueDegradation` as sliders with a debounced live preview of
   the current plane pushed deeper, and *Calibrate from this layer*;

@@ -1,9 +1,9 @@
-"""A matplotlib canvas for Qt widgets: the iteration trade-off plot, and any Figure."""
+"""Matplotlib canvases for Qt widgets: the iteration trade-off plot, the consistency curves, and any Figure."""
 import numpy as np
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 
-__all__ = ["TradeoffPlot", "PLOTTED", "figure_canvas"]
+__all__ = ["TradeoffPlot", "ConsistencyPlot", "PLOTTED", "figure_canvas"]
 
 #: columns of the trade-off table that the plot shows, with their legend labels
 PLOTTED = {"contrast_gain": "contrast gain (RMS, vs raw)", "detail_retention": "detail retention"}
@@ -56,3 +56,49 @@ class TradeoffPlot:
         ind = getattr(event, "ind", None)
         if ind is not None and len(ind) and self.on_select is not None:
             self.on_select(int(event.artist.get_xdata()[ind[0]]))
+
+
+class ConsistencyPlot:
+    """Restored depth and chi2 against plane depth, one curve per iteration; the shown iteration bold.
+
+    From a :class:`~deepcontrast.consistency.ConsistencyReport` of the iterates.
+    ``lines[('restored_depth', k)]`` and ``lines[('chi2', k)]`` hold the curves of iteration
+    ``k`` (``get_xdata()`` plane depths in increasing order, ``get_ydata()`` the values).
+    """
+
+    def __init__(self):
+        self.figure = Figure(figsize=(4, 3.4), layout="constrained")
+        self.axes = self.figure.subplots(2, 1, sharex=True)
+        self.canvas = figure_canvas(self.figure)
+        self.lines = {}
+
+    def plot(self, report, note=""):
+        """Draw ``report`` (None: clear the plot and show ``note``)."""
+        for ax in self.axes:
+            ax.clear()
+        self.lines = {}
+        if report is None:
+            self.axes[0].text(0.5, 0.5, note or "no consistency check", ha="center", va="center", wrap=True,
+                              fontsize=7, transform=self.axes[0].transAxes)
+            self.canvas.draw_idle()
+            return
+        z = report.plane_depth
+        order = np.argsort(z, kind="stable")
+        style = "o-" if len(z) > 1 else "o"
+        for k in range(1, report.n_iter + 1):
+            for ax, name in zip(self.axes, ("restored_depth", "chi2")):
+                (self.lines[(name, k)],) = ax.plot(z[order], getattr(report, name)[k - 1, order], style, ms=2,
+                                                   color=f"C{k - 1}", label=f"iteration {k}")
+        self.axes[0].plot(z[order], z[order], ":", color="0.5", label="to the surface")
+        self.axes[1].axhline(1.0, color="0.5", ls=":")
+        self.axes[0].set(ylabel="restored depth (um)")
+        self.axes[1].set(xlabel="plane depth (um)", ylabel="chi2 (noise units)")
+        self.axes[0].legend(fontsize=6, loc="best")
+        self.canvas.draw_idle()
+
+    def mark(self, iteration):
+        """Draw the curves of ``iteration`` bold (0, the raw: none)."""
+        for (_, k), line in self.lines.items():
+            line.set_linewidth(2.5 if k == iteration else 0.8)
+            line.set_alpha(1.0 if k == iteration else 0.5)
+        self.canvas.draw_idle()

@@ -1,4 +1,4 @@
-"""The Restore widget: iterative prediction on a layer, the trade-off plot, saving an iterate."""
+"""The Restore widget: iterative prediction on a layer, the trade-off plot, the check against the raw, saving an iterate."""
 import logging
 from pathlib import Path
 
@@ -8,17 +8,18 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 
 from .. import metrics
 from ..internals.tiff import write_tiff
+from ._consistency import RESIDUAL_COLORMAP, RESIDUAL_LIMITS, check_iterates, residual_of
 from ._big import BIG_VOXELS, check_zarr_output, full_resolution, is_big, multiscale_levels, run_blockwise
 from ._layers import connect_while_alive, layer_array, layer_axes, layer_voxel_size
 from ._model import check_model_fits, load_model
-from ._plot import TradeoffPlot
+from ._plot import ConsistencyPlot, TradeoffPlot
 
 __all__ = ["RestoreWidget"]
 
 log = logging.getLogger(__name__)
 
 #: steps of a run, as shown by the progress bar
-STEPS = ("loading the model", "predicting", "measuring contrast and detail")
+STEPS = ("loading the model", "predicting", "measuring contrast and detail", "checking the iterates against the raw")
 
 
 def cached_model(path, axes, cache):
@@ -33,7 +34,7 @@ def cached_model(path, axes, cache):
     return model
 
 
-def _run(path, img, axes, n_iter, cache):
+def _run(path, img, axes, n_iter, voxel_size, cache):
     """The worker: yields before each step (where a cancel takes effect), returns the results."""
     yield 0
     model = cached_model(path, axes, cache)
@@ -44,7 +45,8 @@ def _run(path, img, axes, n_iter, cache):
         yield 1
     yield 2
     table = metrics.iteration_tradeoff(img, iterates)
-    return iterates, table
+    yield 3
+    return iterates, table, check_iterates(model, img, axes, voxel_size, iterates)
 
 
 class RestoreWidget(Container):
@@ -59,6 +61,14 @@ class RestoreWidget(Container):
     below it every column) with :func:`deepcontrast.metrics.suggest_n_iter` marked; clicking a
     point (or *show iteration*) shows that iterate. *Save* writes the shown iterate as a float32
     TIFF, atomically, never over the input file or an existing file.
+
+    Each restoration is also checked against the raw data
+    (:func:`deepcontrast.consistency.check_consistency`, with the model's training degradation,
+    or ``'auto'`` when it records none; voxel size from the layer's scale, the first Z plane at
+    the surface): a second plot shows the restored depth and chi2 of every iteration against
+    plane depth (the shown iteration bold), and the layer ``"<raw> [residual]"`` (hidden at
+    first; blue where the shown iterate holds light the raw cannot explain, red where it lost
+    light the raw has, in noise units) follows the shown iteration.
 
     A layer bigger than :data:`~deepcontrast.napari._big.BIG_VOXELS` (e.g. a whole organ opened
     lazily with napari-ome-zarr, or a dask array) is never loaded: it is restored block by block
@@ -77,6 +87,7 @@ class RestoreWidget(Container):
     def __init__(self, viewer):
         self.viewer = viewer
         self.worker, self.table, self.suggested, self.result_layers = None, None, None, []
+        self.check, self.residual_layer = None, None
         self._raw, self._models = None, {}
         self.model_path = FileEdit(mode="d", label="model folder",
                                    tooltip="CSBDeep/DeepContrast model folder (config.json + weights_*.h5)")
@@ -98,8 +109,10 @@ class RestoreWidget(Container):
                                   self.save_path, self.save_button])
         self.plot = TradeoffPlot(on_select=self.show_iteration)
         self.table_view = QTableWidget()
+        self.depth_plot = ConsistencyPlot()
         self.native.layout().addWidget(self.plot.canvas)
         self.native.layout().addWidget(self.table_view)
+        self.native.layout().addWidget(self.depth_plot.canvas)
         self.layer.changed.connect(self._layer_changed)
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
@@ -116,7 +129,8 @@ class RestoreWidget(Container):
     def _image_layers(self, widget=None):
         from napari.layers import Image
 
-        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image) and lay not in self.result_layers]
+        ours = self.result_layers + [self.residual_layer]
+        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image) and lay not in ours]
 
     def _layer_changed(self, layer):
         if layer is None:
@@ -151,7 +165,8 @@ class RestoreWidget(Container):
         except ValueError as e:
             return self.say(str(e))
         self._raw = (layer, img, axes)
-        self._start(self._done, _run, self.model_path.value, img, axes, n_iter, self._models)
+        self._start(self._done, _run, self.model_path.value, img, axes, n_iter, layer_voxel_size(layer, axes),
+                    self._models)
 
     def _start(self, done, func, *args):
         self.worker = create_worker(func, *args, _start_thread=False, _ignore_errors=True)
@@ -177,30 +192,42 @@ class RestoreWidget(Container):
         self.worker = None
         self.run_button.enabled, self.cancel_button.enabled = True, False
 
+    def _remove_results(self):
+        for old in self.result_layers + [self.residual_layer]:
+            if old is not None and old in self.viewer.layers:
+                self.viewer.layers.remove(old)
+        self.result_layers, self.residual_layer, self.check = [], None, None
+
     def _done(self, result):
-        iterates, table = result
+        iterates, table, check = result
         layer, img, axes = self._raw
         self.progress.value = len(STEPS)
-        for old in self.result_layers:
-            if old in self.viewer.layers:
-                self.viewer.layers.remove(old)
+        self._remove_results()
         self.table, self.suggested = table, metrics.suggest_n_iter(table)
         self.result_layers = [self._add_iterate(layer, x, k) for k, x in enumerate(iterates, 1)]
+        self.check = check
+        if check.report is not None:
+            self.residual_layer = self._add_iterate(layer, residual_of(check, 0, img.shape), 0, visible=False,
+                                                    contrast_limits=RESIDUAL_LIMITS, colormap=RESIDUAL_COLORMAP,
+                                                    name=f"{layer.name} [residual]")
+        self.depth_plot.plot(check.report, check.note)
         self.plot.plot(table, self.suggested)
         self._fill_table(table)
         self.shown.max = len(iterates)
         self.shown.value = self.suggested
         self.show_iteration(self.suggested)
         self.save_button.enabled = True
-        self.say(f"done: {len(iterates)} iterations; suggested {self.suggested} (see the plot)")
+        self.say(f"done: {len(iterates)} iterations; suggested {self.suggested} (see the plot)"
+                 + (f"; {check.note}" if check.note else "; restored depth and chi2 per plane below, residual "
+                                                          f"map in {self.residual_layer.name!r}"))
 
     def _done_big(self, out):
         layer = self._raw[0]
         self.progress.value = len(STEPS)
-        for old in self.result_layers:
-            if old in self.viewer.layers:
-                self.viewer.layers.remove(old)
+        self._remove_results()
         levels = multiscale_levels(out)
+        self.depth_plot.plot(None, "no consistency check for big layers: check a crop with "
+                                   "deepcontrast.consistency.check_consistency")
         self.table = self.suggested = None
         self.result_layers = [self._add_iterate(layer, levels, int(self.n_iter.value), multiscale=True)]
         self.shown.max, self.shown.value = 1, 1
@@ -209,9 +236,10 @@ class RestoreWidget(Container):
         self.say(f"done: restored block by block into {out} ({len(levels)} levels; it is saved there)")
 
     def _add_iterate(self, raw, data, k, **extra):
-        kw = dict(scale=raw.scale, translate=raw.translate, contrast_limits=raw.contrast_limits,
-                  colormap=raw.colormap.name, axis_labels=raw.axis_labels, blending=raw.blending, **extra)
-        return self.viewer.add_image(data, name=f"{raw.name} [iteration {k}]", **kw)
+        kw = dict(name=f"{raw.name} [iteration {k}]", scale=raw.scale, translate=raw.translate,
+                  contrast_limits=raw.contrast_limits, colormap=raw.colormap.name, axis_labels=raw.axis_labels,
+                  blending=raw.blending)
+        return self.viewer.add_image(data, **{**kw, **extra})
 
     def _fill_table(self, table):
         cols = list(table[0])
@@ -240,6 +268,10 @@ class RestoreWidget(Container):
         if self.shown.value != k:
             self.shown.value = k
         self.plot.mark(k)
+        self.depth_plot.mark(k)
+        if self.residual_layer is not None and self.residual_layer in self.viewer.layers:
+            self.residual_layer.data = residual_of(self.check, k, self.residual_layer.data.shape)
+            self.residual_layer.metadata["iteration"] = k
 
     def save(self):
         """Write the shown iterate as a TIFF (atomically; never over the input or an existing file)."""
