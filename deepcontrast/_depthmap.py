@@ -6,7 +6,7 @@ voxel's own depth (its own kernels, attenuation and haze). The depths are binned
 runs once per bin depth, every voxel interpolating linearly between its two neighbouring
 bins. Each bin has one depth for the whole volume, so its kernels are stationary and the
 whole 3D filter is one multiplication in the 3D DCT-II domain (reflective borders, as in
-:func:`deepcontrast._filters._blur_mix`): one forward transform for all bins and one inverse
+:func:`deepcontrast.internals.filters.blur_mix`): one forward transform for all bins and one inverse
 transform per bin, only of the planes where the bin has weight (along Z a matrix product for
 up to :data:`Z_MATMUL` planes, faster than an FFT along the first axis; laterally an FFT).
 Extra memory: about five volumes of float32 (the scalar path needs about two).
@@ -16,7 +16,7 @@ from scipy import fft as sfft
 
 from .internals.axes import axes_last
 from .internals.checks import check_depth_arg  # noqa: F401 (re-exported for degradation)
-from ._filters import _axial_tf, _blur_mix, _dct_freqs, _lateral_tf
+from .internals.filters import axial_tf, blur_mix, dct_freqs, lateral_tf
 
 __all__ = []
 
@@ -76,9 +76,9 @@ def blur_mix_map(vol, dmap, params, vsz, vyx, axial, tol=None):
         ``(n_z, ny, nx)`` depths (um) from :func:`check_depth_arg`.
     params : callable
         Depths ``z`` (1D, um) -> ``(ra, rb, s_ball, s_haze, s_oof, w_oof)``, arrays like ``z``
-        (the arguments of :func:`deepcontrast._filters._blur_mix` per slice).
+        (the arguments of :func:`deepcontrast.internals.filters.blur_mix` per slice).
     vsz, vyx, axial
-        As in :func:`deepcontrast._filters._blur_mix`.
+        As in :func:`deepcontrast.internals.filters.blur_mix`.
     tol : float or None
         Interpolation tolerance of :func:`bin_depths`.
 
@@ -86,14 +86,14 @@ def blur_mix_map(vol, dmap, params, vsz, vyx, axial, tol=None):
     -------
     numpy.ndarray
         ``(n_z, ny, nx)`` float32. A map with one depth per plane runs the scalar path itself
-        (:func:`deepcontrast._filters._blur_mix` with those depths): flat samples get exactly
+        (:func:`deepcontrast.internals.filters.blur_mix` with those depths): flat samples get exactly
         today's result.
     """
     n_z, ny, nx = vol.shape
     lo, hi = dmap.min(axis=(1, 2)).astype(float), dmap.max(axis=(1, 2)).astype(float)
     if np.array_equal(lo, hi):
         ra, rb, s_ball, s_haze, s_oof, w_oof = params(lo)
-        return _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial=axial, s_oof=s_oof, w_oof=w_oof)
+        return blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial=axial, s_oof=s_oof, w_oof=w_oof)
     z_mix = axial and n_z > 1
 
     def sigmas_weights(z):
@@ -105,7 +105,7 @@ def blur_mix_map(vol, dmap, params, vsz, vyx, axial, tol=None):
     sigmas, weights = sigmas_weights(nodes)  # (bins, branches)
     used = np.any(weights != 0, axis=0)
     sigmas, weights = sigmas[:, used], weights[:, used]
-    fy, fx = _dct_freqs(ny), _dct_freqs(nx)
+    fy, fx = dct_freqs(ny), dct_freqs(nx)
 
     coef = sfft.dctn(vol, axes=(1, 2), workers=-1)
     pos_lo, pos_hi = (np.interp(v, nodes, np.arange(len(nodes))) for v in (lo, hi))  # per plane, in bins
@@ -138,9 +138,9 @@ def blur_mix_map(vol, dmap, params, vsz, vyx, axial, tol=None):
         np.minimum(rise, offset, out=offset)
         np.maximum(offset, 0, out=offset)
 
-        lateral = _lateral_tf(fy, fx, sigmas[j] / vyx[0], sigmas[j] / vyx[1], weights[j])  # (branches, ny, nx)
+        lateral = lateral_tf(fy, fx, sigmas[j] / vyx[0], sigmas[j] / vyx[1], weights[j])  # (branches, ny, nx)
         if z_mix:
-            gz = np.stack([_axial_tf(s, vsz, n_z) for s in sigmas[j]]).astype(np.float32)  # (branches, n_z)
+            gz = np.stack([axial_tf(s, vsz, n_z) for s in sigmas[j]]).astype(np.float32)  # (branches, n_z)
             np.multiply(gz[0][:, None, None], lateral[0], out=spec)
             for g, lat in zip(gz[1:], lateral[1:]):
                 spec += np.multiply(g[:, None, None], lat, out=part)

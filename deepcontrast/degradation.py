@@ -10,7 +10,7 @@ import numpy as np
 from .internals.axes import check_image_axes, spatial_voxel_size, to_planes
 from .internals.checks import check_number, check_surface
 from ._depthmap import blur_mix_map, check_depth_arg
-from ._filters import _blur_mix
+from .internals.filters import blur_mix
 from ._noise import POISSON_GAUSS_SWITCH, add_noise  # noqa: F401 (POISSON_GAUSS_SWITCH: documented here)
 
 __all__ = ["DeepTissueDegradation", "slice_depths"]
@@ -331,7 +331,7 @@ class DeepTissueDegradation:
     # -- internals ------------------------------------------------------------------------
     def _increment(self, d):
         """Depths ``z`` (um, 1D) -> the filter arguments of the increment from ``z`` to ``z + d``:
-        ``(ra, rb, s_ball, s_haze, s_oof, w_oof)``, arrays like ``z`` (see :func:`~deepcontrast._filters._blur_mix`)."""
+        ``(ra, rb, s_ball, s_haze, s_oof, w_oof)``, arrays like ``z`` (see :func:`~deepcontrast.internals.filters.blur_mix`)."""
 
         def params(z):
             ra = float(np.exp(-d / _length(self.attenuation_length)))
@@ -359,7 +359,7 @@ class DeepTissueDegradation:
             if np.ndim(depth):  # a depth per voxel (Z, Y, X)
                 res = blur_mix_map(src, depth, params, vsz, vyx, axial=has_z)
             else:
-                res = _blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial=has_z, s_oof=s_oof, w_oof=w_oof)
+                res = blur_mix(src, ra, rb, s_ball, s_haze, vsz, vyx, axial=has_z, s_oof=s_oof, w_oof=w_oof)
             if out is None:
                 out = np.empty(x.shape, np.float32) if len(x) > 1 else res[None]
             if len(x) > 1:

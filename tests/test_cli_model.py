@@ -151,7 +151,9 @@ def test_train_overwrite_starts_a_new_history(tmp_path):
     assert main(args + ["--name", "m", "--epochs", "1", "--overwrite"]) == 0
     side = json.loads((tmp_path / "models" / "m" / "deepcontrast.json").read_text())
     assert len(side["history"]) == 1
-    assert side["trainings"] == [{"interrupted": False, "epochs": 1, "precision": "float32"}]
+    from deepcontrast.models.precision import resolve_precision
+
+    assert side["trainings"] == [{"interrupted": False, "epochs": 1, "precision": resolve_precision("auto", 2)}]
 
 
 def test_predict_carries_voxel_size_and_unit(trained, tmp_path):

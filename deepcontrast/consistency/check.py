@@ -13,7 +13,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage as ndi
 
-from .._filters import _blur_mix
+from ..internals.filters import blur_mix
 from ..degradation import DeepTissueDegradation, slice_depths
 from ..internals.axes import axes_last, check_image_axes, spatial_voxel_size
 from ..internals.checks import check_number, check_surface
@@ -319,7 +319,7 @@ class _Search:
             self._coef = (it, sfft.dctn(it - bg if bg else it, axes=(1, 2), workers=-1).astype(np.float32, copy=False))
         ra, rb, s_ball, s_haze, s_oof, w_oof = self.fwd._increment(d)(np.asarray(start, float))
         src = it - bg if bg else it
-        out = _blur_mix(src, ra, rb, s_ball, s_haze, self.vs[0], self.vs[1:], axial=True, s_oof=s_oof, w_oof=w_oof,
+        out = blur_mix(src, ra, rb, s_ball, s_haze, self.vs[0], self.vs[1:], axial=True, s_oof=s_oof, w_oof=w_oof,
                         coef=self._coef[1])
         if bg:
             out += bg

@@ -1,11 +1,12 @@
 """Depth-varying Gaussian filters of the forward model, in the DCT domain (numpy/scipy only).
 
-Split out of :mod:`deepcontrast.degradation` to keep that module short.
+Split out of :mod:`deepcontrast.degradation` to keep that module short; the per-voxel depth
+maps (:mod:`deepcontrast._depthmap`) and the consistency check use the same filters.
 """
 import numpy as np
 from scipy import fft as sfft
 
-__all__ = []
+__all__ = ["axial_tf", "blur_mix", "dct_freqs", "lateral_tf"]
 
 
 def _axial_kernel(s, n):
@@ -44,7 +45,7 @@ def _axial_matrix(sigmas_um, vsz):
     return m.astype(np.float32)
 
 
-def _axial_tf(sigma_um, vsz, n):
+def axial_tf(sigma_um, vsz, n):
     """DCT-II transfer function (n,) of :func:`_axial_matrix`'s kernel for one sigma on every slice.
 
     The reflective border makes a stationary convolution diagonal in the DCT-II domain: the
@@ -54,10 +55,10 @@ def _axial_tf(sigma_um, vsz, n):
     if kernel is None:
         return np.ones(n)
     offs, w = kernel
-    return np.cos(2 * np.pi * _dct_freqs(n).astype(float)[:, None] * offs[None]) @ w
+    return np.cos(2 * np.pi * dct_freqs(n).astype(float)[:, None] * offs[None]) @ w
 
 
-def _lateral_tf(fy, fx, sy, sx, weight):
+def lateral_tf(fy, fx, sy, sx, weight):
     """Gaussian transfer functions for each of k sigmas, times ``weight[k]``: (k, ny, nx) float32."""
     gy = np.exp(-2 * np.pi**2 * (np.asarray(sy)[:, None] * fy[None]) ** 2)
     gy = (gy * np.asarray(weight, float)[:, None]).astype(np.float32)
@@ -65,7 +66,7 @@ def _lateral_tf(fy, fx, sy, sx, weight):
     return gy[:, :, None] * gx[:, None, :]
 
 
-def _dct_freqs(n):
+def dct_freqs(n):
     """Frequencies (cycles per pixel) of the DCT-II coefficients of a length-n signal.
 
     DCT-II coefficient k is the k-th Fourier coefficient of the signal's mirror extension
@@ -74,7 +75,7 @@ def _dct_freqs(n):
     return (np.arange(n) / (2.0 * n)).astype(np.float32)
 
 
-def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=None, coef=None):
+def blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=None, coef=None):
     """out[k] = ra[k] * (rb[k] * G(s_ball[k]) vol + (1 - rb[k]) * G(s_haze[k]) vol
     + w_oof[k] * G(s_oof[k]) vol)[k]   (the last term only when ``w_oof`` has non-zeros).
 
@@ -102,7 +103,7 @@ def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=No
         branches.append((np.asarray(s_oof, float), ra * np.asarray(w_oof, float)))
     mats = [_axial_matrix(sig, vsz) if axial and n_z > 1 else None for sig, _ in branches]
     mats = [None if m is None or np.allclose(m, np.eye(n_z)) else m for m in mats]
-    fy, fx = _dct_freqs(ny), _dct_freqs(nx)
+    fy, fx = dct_freqs(ny), dct_freqs(nx)
 
     chunk = max(1, (1 << 20) // (ny * nx))
     if coef is None:
@@ -115,7 +116,7 @@ def _blur_mix(vol, ra, rb, s_ball, s_haze, vsz, vyx, axial, s_oof=None, w_oof=No
         k1 = min(n_z, k0 + chunk)
         acc, tf_local = None, None  # tf_local: summed transfer functions of the branches without Z mixing
         for (sig, weight), m in zip(branches, mats):
-            tf = _lateral_tf(fy, fx, sig[k0:k1] / vyx[0], sig[k0:k1] / vyx[1], weight[k0:k1])
+            tf = lateral_tf(fy, fx, sig[k0:k1] / vyx[0], sig[k0:k1] / vyx[1], weight[k0:k1])
             if m is None:
                 tf_local = tf if tf_local is None else np.add(tf_local, tf, out=tf_local)
                 continue
