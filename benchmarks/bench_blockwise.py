@@ -16,16 +16,21 @@ Parts (all by default; one with ``--part``):
   in-memory ``predict`` of the 1x volume and of one block's region (one block's working set).
   Target: flat within 20%, and peak - model <= 2x (one block's working set).
 - ``pyramid``: ``predict_blockwise`` with its multiscale pyramid (the default) vs ``pyramid=False``
-  on a float32 volume read from zarr (``--pyramid-shape``, default the issue's 64x2048x2048,
-  1 GiB), and the time to read the coarsest level's first plane back through ome-zarr's Reader
-  (what napari-ome-zarr does). Target: pyramid overhead <= 15% of the blockwise time.
+  on a seeded float32 volume of tiled synthetic tissue read from zarr (``--pyramid-shape``, default
+  the issue's 64x2048x2048, 1 GiB), each run in its own process (its own peak RSS), with a freshly
+  initialized network of the demo's size (``--net demo``: 2D U-Net, 3 levels, 32 first filters;
+  ``--net quick``: ``demo --quick``'s, 4x cheaper per voxel, so the pyramid weighs more); then a
+  headless napari opens the output through napari-ome-zarr and reads the coarsest level's first
+  plane. Targets: pyramid overhead <= 15% of the blockwise time, peak RSS within 20% of the run
+  without pyramid, coarsest first plane in napari <= 1 s.
 - ``workers``: the same blockwise run on a LocalCluster of 1 and 2 worker processes (one
   thread each; cluster start and model build excluded by a warm-up run).
 
-The network is a tiny 3D U-Net (``unet_n_depth=1, unet_n_first=4``) with seeded weights, so the
-figures measure the blockwise machinery rather than a network's arithmetic.
+The network of the other parts is a tiny 3D U-Net (``unet_n_depth=1, unet_n_first=4``) with seeded
+weights, so the figures measure the blockwise machinery rather than a network's arithmetic.
 
 Usage: python benchmarks/bench_blockwise.py [--part throughput|iterations|rss|workers|pyramid] [--repeat 2]
+       python benchmarks/bench_blockwise.py --part pyramid [--pyramid-shape 64,2048,2048] [--net demo|quick]
 """
 import argparse
 import json
@@ -198,48 +203,180 @@ def part_workers(args):
     print(f"workers speed-up 2 vs 1 = {t[1] / t[2]:.2f} on {os.cpu_count()} cores")
 
 
-def part_pyramid(args):
-    import zarr
-    from ome_zarr.format import FormatV04
-    from ome_zarr.io import parse_url
-    from ome_zarr.reader import Reader
+#: the pyramid part's networks: the default demo's (a 2D U-Net, 3 levels, 32 first filters) and ``--quick``'s
+PYRAMID_NETS = {"demo": dict(unet_n_depth=3, unet_n_first=32, unet_kern_size=5),
+                "quick": dict(unet_n_depth=2, unet_n_first=8, unet_kern_size=5)}
+#: voxel size of the pyramid part's volume (the demo's: Z stays whole in the first levels)
+PYRAMID_VOXEL = (2.0, 0.5, 0.5)
 
-    model = make_model(2048)
+
+def pyramid_model(net):
+    """A freshly initialized (seeded) 2D network of the demo's size; only its cost matters here."""
+    from deepcontrast.models import Config, DeepContrast
+
+    cfg = Config("YX", train_tensorboard=False, **PYRAMID_NETS[net])
+    model = DeepContrast(cfg, basedir=None)
+    rng = np.random.default_rng(0)
+    model.keras_model.set_weights([rng.normal(0, 1 / np.sqrt(max(1, np.prod(w.shape[:-1]))), w.shape).astype(np.float32)
+                                   for w in model.keras_model.get_weights()])
+    return model
+
+
+def write_tissue_zarr(path, shape, tile=(64, 512, 512)):
+    """A seeded float32 zarr volume of ``shape``: synthetic tissue tiles (each flipped by its position, so
+    neighbours differ), written tile by tile (never whole in memory)."""
+    import zarr
+
+    from deepcontrast.data import synthetic_tissue
+
+    tile = tuple(min(t, n) for t, n in zip(tile, shape))
+    base = (synthetic_tissue(tile, voxel_size=PYRAMID_VOXEL, rng=0)[0] * 1000).astype(np.float32)
+    arr = zarr.open_array(path, mode="w", shape=shape, dtype="float32", chunks=(16, 512, 512), zarr_format=2)
+    for z in range(0, shape[0], tile[0]):
+        for i, y in enumerate(range(0, shape[1], tile[1])):
+            for j, x in enumerate(range(0, shape[2], tile[2])):
+                region = tuple(slice(a, min(a + t, n)) for a, t, n in zip((z, y, x), tile, shape))
+                flipped = base[:, ::(-1) ** i, ::(-1) ** j]
+                arr[region] = flipped[tuple(slice(0, r.stop - r.start) for r in region)]
+    return arr
+
+
+def child_pyramid(args):
+    """One blockwise run (with or without pyramid) in this fresh process; print JSON."""
+    from deepcontrast.models import _pyramid
+
+    model = pyramid_model(args.net)
+    model.predict(np.zeros((2, 64, 64), np.float32), "ZYX")  # trace the network once
+    base = current_rss_mb()
+    build, t_build = _pyramid.iter_build, []
+
+    def timed_build(*a, **kw):
+        t0 = time.perf_counter()
+        yield from build(*a, **kw)
+        t_build.append(time.perf_counter() - t0)
+
+    _pyramid.iter_build = timed_build
+    pyramid = bool(args.pyramid)
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = model.predict_blockwise(args.source, "ZYX", args.out, pyramid=pyramid, voxel_size=PYRAMID_VOXEL)
+    seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps(dict(pyramid=pyramid, seconds=seconds, cpu_seconds=cpu,
+                          pyramid_seconds=sum(t_build) if pyramid else 0.0, model_rss_mb=base, peak_rss_mb=rss_mb(),
+                          block=list(out.chunks))))
+
+
+def _without_opengl():
+    """Headless (QT_QPA_PLATFORM=offscreen) there is no OpenGL context: give napari's vispy layers the texture
+    limits they query from it (as tests/test_napari.py does), so layers can be added; nothing is drawn."""
+    import importlib
+
+    from napari._vispy.utils import gl
+
+    try:
+        gl.get_gl_extensions()
+        return
+    except Exception:
+        pass
+    for name in ("napari._vispy.layers.image", "napari._vispy.layers.base", "napari._vispy.layers.labels",
+                 "napari._vispy.canvas"):
+        mod = importlib.import_module(name)
+        mod.get_max_texture_sizes = lambda: (4096, 2048)
+        if hasattr(mod, "get_gl_extensions"):
+            mod.get_gl_extensions = lambda: ""
+
+
+def child_napari(args):
+    """Open the output in a headless napari viewer through napari-ome-zarr, read the coarsest level's first
+    plane; print JSON with the times."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    t0 = time.perf_counter()
+    import napari
+
+    viewer = napari.Viewer(show=False)
+    _without_opengl()
+    t_viewer = time.perf_counter() - t0
+    times = []
+    for _ in range(2):  # the first open in a session also imports the reader plugin (and dask) once
+        t0 = time.perf_counter()
+        (layer,) = viewer.open(args.out, plugin="napari-ome-zarr")
+        t_open = time.perf_counter() - t0
+        data = layer.data if layer.multiscale else [layer.data]
+        plane = np.asarray(data[-1][0])
+        times.append((t_open, time.perf_counter() - t0))
+        ok = bool(np.isfinite(plane).all())
+        levels = [list(a.shape) for a in data]
+        viewer.layers.remove(layer)
+    viewer.close()
+    print(json.dumps(dict(viewer_seconds=t_viewer, open_seconds=[t for t, _ in times],
+                          plane_seconds=[t for _, t in times], finite=ok, plane=list(plane.shape), levels=levels,
+                          multiscale=bool(layer.multiscale))))
+
+
+def _child(kind, args, **kw):
+    cmd = [sys.executable, __file__, "--child", kind, "--tmp", args.tmp]
+    for k, v in kw.items():
+        cmd += [f"--{k}", str(v)]
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if res.returncode:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def _verdict(ok):
+    return "PASS" if ok else "FAIL"
+
+
+def part_pyramid(args):
     shape = tuple(int(v) for v in args.pyramid_shape.split(","))
     d = tempfile.mkdtemp(dir=args.tmp)
     try:
-        src = zarr.open_array(os.path.join(d, "raw.zarr"), mode="w", shape=shape, dtype="float32",
-                              chunks=(16, 512, 512))
-        for z in range(0, shape[0], 16):  # written slab by slab, never whole in memory
-            src[z:z + 16] = lazy_volume((min(16, shape[0] - z),) + shape[1:])[...].compute()
-        from deepcontrast.models import _pyramid
-
-        build, t_build = _pyramid.build, []
-
-        def timed_build(*a, **kw):
-            t0 = time.perf_counter()
-            build(*a, **kw)
-            t_build.append(time.perf_counter() - t0)
-
-        _pyramid.build = timed_build
-        model.tile_halo(0.01)  # measure the halo (TILE_TOLERANCE, n_iter=1) before timing
-        t = {}
-        for pyramid in (False, True):
-            t0 = time.perf_counter()
-            model.predict_blockwise(src, "ZYX", os.path.join(d, f"out{int(pyramid)}.zarr"), pyramid=pyramid)
-            t[pyramid] = time.perf_counter() - t0
-        _pyramid.build = build
         t0 = time.perf_counter()
-        node = list(Reader(parse_url(os.path.join(d, "out1.zarr"), fmt=FormatV04()))())[0]
-        coarsest = node.data[-1]
-        np.asarray(coarsest[0])
-        t_plane = time.perf_counter() - t0
+        source = os.path.join(d, "raw.zarr")
+        write_tissue_zarr(source, shape)
+        print(f"pyramid: {shape} float32 ({np.prod(shape) * 4 / 2**30:.2f} GiB) written to zarr in "
+              f"{time.perf_counter() - t0:.0f} s; network '{args.net}' {PYRAMID_NETS[args.net]} (2D, freshly "
+              f"initialized, seeded), voxel {PYRAMID_VOXEL}", flush=True)
+        runs = {0: [], 1: []}
+        for _ in range(args.pyramid_repeat):
+            for pyramid in (0, 1):  # each in its own process (its own peak RSS), round robin
+                out = os.path.join(d, f"out{pyramid}.ome.zarr")
+                if os.path.exists(out):
+                    shutil.rmtree(out)
+                r = _child("pyramid", args, source=source, out=out, pyramid=pyramid, net=args.net)
+                runs[pyramid].append(r)
+                print(f"pyramid={bool(pyramid)!s:5s}: {r['seconds']:7.1f} s (pyramid {r['pyramid_seconds']:.1f} s), "
+                      f"CPU {r['cpu_seconds']:.0f} s, "
+                      f"peak RSS {r['peak_rss_mb']:6.0f} MB (model+runtime {r['model_rss_mb']:.0f} MB), "
+                      f"block {r['block']}", flush=True)
+                if not pyramid:
+                    shutil.rmtree(out)
+        nap = _child("napari", args, out=os.path.join(d, "out1.ome.zarr"))
     finally:
         shutil.rmtree(d)
-    print(f"pyramid {shape}: blockwise {t[False]:.1f} s, with pyramid {t[True]:.1f} s; in the pyramid run the "
-          f"pyramid took {t_build[-1]:.2f} s = {t_build[-1] / (t[True] - t_build[-1]):.1%} of its blockwise time "
-          f"(target <= 15%); levels {[tuple(a.shape) for a in node.data]}")
-    print(f"pyramid coarsest level's first plane read back through ome-zarr's Reader in {t_plane:.3f} s")
+    off, on = (min(runs[p], key=lambda r: r["seconds"]) for p in (0, 1))  # best of --pyramid-repeat
+    share = on["pyramid_seconds"] / (on["seconds"] - on["pyramid_seconds"])
+    diff = (on["seconds"] - off["seconds"]) / off["seconds"]
+    cpu = {p: min(r["cpu_seconds"] for r in runs[p]) for p in (0, 1)}
+    cpu_diff = cpu[1] / cpu[0] - 1
+    peak = {p: max(r["peak_rss_mb"] for r in runs[p]) for p in (0, 1)}
+    rss = peak[1] / peak[0] - 1
+    print(f"pyramid overhead, in the pyramid run: {on['pyramid_seconds']:.1f} s = {share:.1%} of its blockwise "
+          f"time (target <= 15%): {_verdict(share <= 0.15)}")
+    print(f"pyramid overhead, run with vs without (best of {args.pyramid_repeat}): {on['seconds']:.1f} s vs "
+          f"{off['seconds']:.1f} s = {diff:+.1%} (target <= 15%): {_verdict(diff <= 0.15)}")
+    print(f"pyramid overhead, CPU time of the run with vs without (all threads, less sensitive to other load on a "
+          f"shared machine; least of {args.pyramid_repeat}): {cpu[1]:.0f} s vs {cpu[0]:.0f} s = {cpu_diff:+.1%} "
+          f"(target <= 15%): {_verdict(cpu_diff <= 0.15)}")
+    print(f"pyramid peak RSS with vs without: {peak[1]:.0f} MB vs {peak[0]:.0f} MB = {rss:+.1%} "
+          f"(target within 20%): {_verdict(abs(rss) <= 0.20)}")
+    (cold, warm), (cold_open, warm_open) = nap["plane_seconds"], nap["open_seconds"]
+    print(f"napari (headless, napari-ome-zarr, output in the OS page cache): levels {nap['levels']}, multiscale "
+          f"{nap['multiscale']}; viewer start {nap['viewer_seconds']:.2f} s")
+    print(f"napari open + coarsest level's first plane {nap['plane']}, first open of the session (imports the "
+          f"reader plugin): {cold:.3f} s (open {cold_open:.3f} s) (target <= 1 s): {_verdict(cold <= 1 and nap['finite'])}")
+    print(f"napari open + coarsest level's first plane {nap['plane']}, plugin loaded: {warm:.3f} s "
+          f"(open {warm_open:.3f} s) (target <= 1 s): {_verdict(warm <= 1 and nap['finite'])}")
 
 
 def main(argv=None):
@@ -249,10 +386,19 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--memory-mb", type=float, default=512, help="predict_memory_mb for the rss part")
     ap.add_argument("--tmp", default=None, help="folder for the outputs (default: the system's temp folder)")
-    ap.add_argument("--child", choices=("blockwise", "inmemory", "region"), help=argparse.SUPPRESS)
+    ap.add_argument("--pyramid-repeat", type=int, default=1,
+                    help="pyramid part: runs with and without pyramid, round robin (best time, highest peak RSS)")
+    ap.add_argument("--net", choices=tuple(PYRAMID_NETS), default="demo",
+                    help="the pyramid part's network: the default demo's or --quick's (both freshly initialized)")
+    ap.add_argument("--child", choices=("blockwise", "inmemory", "region", "pyramid", "napari"), help=argparse.SUPPRESS)
     ap.add_argument("--scale", type=int, default=1, help=argparse.SUPPRESS)
+    ap.add_argument("--source", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--pyramid", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     args.tmp = args.tmp or tempfile.gettempdir()
+    if args.child in ("pyramid", "napari"):
+        return globals()[f"child_{args.child}"](args)
     if args.child:
         args.kind = args.child
         return child(args)

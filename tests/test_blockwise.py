@@ -255,3 +255,25 @@ def test_axes_in_any_order_written_in_ome_zarr_order(model2d, volume, tmp_path):
     rec = zarr.open_group(tmp_path / "out.zarr", mode="r").attrs["deepcontrast"]
     assert rec["out_axes"] == "ZYX" and out.shape == volume.shape
     assert rel_dev(out[...], model2d.predict(volume, "ZYX")) <= TILE_TOLERANCE
+
+
+def test_stopping_the_steps_between_blocks_leaves_a_resumable_output(model3d, volume, tmp_path, monkeypatch):
+    from deepcontrast.models import _pyramid
+
+    monkeypatch.setattr(_pyramid, "PLANE_SIZE", 16)  # levels 1 and 2 below the 64x64 planes
+    model3d.predict_blockwise(volume, "ZYX", tmp_path / "ref.zarr", n_iter=2, block_size=(8, 32, 32))
+    kw = dict(n_iter=2, block_size=(8, 32, 32), physical=False)
+    steps = model3d.iter_predict_blockwise(volume, "ZYX", tmp_path / "out.zarr", **kw)
+    seen = [next(steps) for _ in range(4)]  # the start, then three blocks
+    steps.close()
+    assert [tuple(p) for p in seen] == [("blocks", i, 8) for i in range(4)]
+    assert int(zarr.open_group(tmp_path / "out.zarr", mode="r")["blocks_done"][...].sum()) == 3
+    calls = count_steps(model3d, monkeypatch)
+    rest = list(model3d.iter_predict_blockwise(volume, "ZYX", tmp_path / "out.zarr", **kw))
+    assert len(calls) == (8 - 3) * 2  # only the 5 blocks not written, 2 iterations each
+    assert [tuple(p) for p in rest if p.stage == "blocks"] == [("blocks", i, 8) for i in range(3, 9)]
+    pyramid = [tuple(p) for p in rest if p.stage == "pyramid"]
+    assert pyramid[-1][2] >= 2 and pyramid == [("pyramid", i, pyramid[-1][2]) for i in range(pyramid[-1][2] + 1)]
+    got, want = (zarr.open_group(tmp_path / name, mode="r") for name in ("out.zarr", "ref.zarr"))
+    for k in ("0", "1", "2"):  # every level as the uninterrupted run's
+        np.testing.assert_array_equal(got[k][...], want[k][...])

@@ -165,20 +165,38 @@ def compute_chunk(store, path, record, name, k, index):
 
 def build(group, record, client=None):
     """Compute every missing chunk of every level, level after level (here, or on ``client``'s workers)."""
+    for _ in iter_build(group, record, client):
+        pass
+
+
+def iter_build(group, record, client=None):
+    """:func:`build`, yielding ``BlockwiseProgress('pyramid', done, total)`` (chunks of all levels) after each
+    chunk written, and once before the first; stopping between chunks leaves the levels resumable."""
     from tqdm.auto import tqdm
 
+    from .blockwise import BlockwiseProgress
+
+    pyr = record.get("pyramid")
+    if not pyr:
+        return
     jobs = todo(group, record)
+    n_levels = len(pyr["factors"])
+    total = sum(int(np.prod(group[DONE][name][str(k)].shape)) for k in range(1, n_levels)
+                for name, _ in images(group, record))
+    done = total - len(jobs)
+    yield BlockwiseProgress("pyramid", done, total)
     if not jobs:
         return
-    n_levels = len(record["pyramid"]["factors"])
     logger.info("pyramid: %d chunks to do in %d levels", len(jobs), n_levels - 1)
-    with tqdm(total=len(jobs), desc="pyramid", unit="chunk") as pbar:
+    with tqdm(total=total, initial=done, desc="pyramid", unit="chunk") as pbar:
         for k in range(1, n_levels):
             level = [(name, idx) for name, kk, idx in jobs if kk == k]
             if client is None:
                 for name, idx in level:
                     compute_chunk(group.store, group.path, record, name, k, idx)
                     pbar.update(1)
+                    done += 1
+                    yield BlockwiseProgress("pyramid", done, total)
                 continue
             from distributed import as_completed
 
@@ -188,6 +206,8 @@ def build(group, record, client=None):
                 for fut in as_completed(futures):  # level k+1 reads level k: wait for all of it
                     fut.result()
                     pbar.update(1)
+                    done += 1
+                    yield BlockwiseProgress("pyramid", done, total)
             finally:
                 client.cancel(futures)
 

@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -31,7 +32,7 @@ from .tiling import bytes_per_voxel
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BlockwiseMixin"]
+__all__ = ["BlockwiseMixin", "BlockwiseProgress"]
 
 #: models built on workers, by weight fingerprint (each worker process builds a model once)
 _WORKER_MODELS = {}
@@ -39,8 +40,20 @@ _WORKER_MODELS = {}
 _N_BUILT = 0
 
 
+class BlockwiseProgress(NamedTuple):
+    """Where a blockwise run is: ``done`` of ``total`` units of ``stage`` written (resumed ones included).
+
+    ``stage`` is ``'blocks'`` (the prediction, one unit per block) or ``'pyramid'`` (the multiscale
+    levels, one unit per chunk of any level).
+    """
+
+    stage: str
+    done: int
+    total: int
+
+
 class BlockwiseMixin:
-    """predict_blockwise (mixed into DeepContrast)."""
+    """predict_blockwise and iter_predict_blockwise (mixed into DeepContrast)."""
 
     def predict_blockwise(self, source, axes, output, *, n_iter=1, block_size=None, normalizer=_DEFAULT_NORMALIZER,
                           client=None, resume=True, overwrite=False, save_all_iterations=False, voxel_size=None,
@@ -102,6 +115,8 @@ class BlockwiseMixin:
             level 0. ``False`` writes level 0 only (as before; an output without a pyramid is resumed
             only with ``pyramid=False``).
 
+        :meth:`iter_predict_blockwise` does the same step by step, for progress and stopping between blocks.
+
         Returns
         -------
         zarr.Array
@@ -124,6 +139,36 @@ class BlockwiseMixin:
         >>> from dask.distributed import Client, LocalCluster
         >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))                     # doctest: +SKIP
         >>> model.predict_blockwise('brain.zarr', 'ZYX', 'out.zarr', client=client)             # doctest: +SKIP
+        """
+        steps = self.iter_predict_blockwise(
+            source, axes, output, n_iter=n_iter, block_size=block_size, normalizer=normalizer, client=client,
+            resume=resume, overwrite=overwrite, save_all_iterations=save_all_iterations, voxel_size=voxel_size,
+            physical=physical, background=background, chosen=chosen, pyramid=pyramid)
+        while True:
+            try:
+                next(steps)
+            except StopIteration as done:
+                return done.value
+
+    def iter_predict_blockwise(self, source, axes, output, *, n_iter=1, block_size=None,
+                               normalizer=_DEFAULT_NORMALIZER, client=None, resume=True, overwrite=False,
+                               save_all_iterations=False, voxel_size=None, physical=True, background=None,
+                               chosen=None, pyramid=True):
+        """:meth:`predict_blockwise` step by step: yields a :class:`BlockwiseProgress` after each block and
+        pyramid chunk written (and once as each stage starts), so a caller can show progress and stop.
+
+        Parameters, output and errors are those of :meth:`predict_blockwise`; the generator's return value
+        (``StopIteration.value``) is its result. Stopping (no further ``next``; ``close()`` ends the generator)
+        ends the run between blocks: every block yielded so far is written and marked done, so the output is
+        resumable (the same call with ``resume=True`` computes only the rest and ends with the output an
+        uninterrupted run writes). With a ``client``, ``close()`` cancels the blocks not yet done.
+
+        Examples
+        --------
+        >>> for p in model.iter_predict_blockwise('brain.tif', 'ZYX', 'out.ome.zarr'):  # doctest: +SKIP
+        ...     print(f"{p.stage}: {p.done} of {p.total}")
+        ...     if stop_requested():
+        ...         break   # out.ome.zarr is resumable
         """
         if isinstance(n_iter, bool) or not isinstance(n_iter, (int, np.integer)) or n_iter < 1:
             raise ValueError(f"n_iter must be an integer >= 1 (number of network applications), got {n_iter!r}")
@@ -157,10 +202,10 @@ class BlockwiseMixin:
                     grid.context)
         job = _Job(grid, record, normalizer, resizer, group.store, group.path)
         if client is None:
-            _run_here(self, vol, job, todo)
+            yield from _run_here(self, vol, job, todo)
         else:
-            _run_on_client(client, self, vol, job, todo)
-        _pyramid.build(group, record, client)
+            yield from _run_on_client(client, self, vol, job, todo)
+        yield from _pyramid.iter_build(group, record, client)
         return iterate_arrays(group, record)[n_iter]
 
     # ----- planning -----------------------------------------------------------------------
@@ -331,11 +376,14 @@ def _do_block(model, vol, job, index):
 def _run_here(model, vol, job, todo):
     from tqdm.auto import tqdm
 
-    with tqdm(total=job.n_blocks, initial=job.n_blocks - len(todo), desc="predict blocks", unit="block",
-              disable=not todo) as pbar:
+    done = job.n_blocks - len(todo)
+    yield BlockwiseProgress("blocks", done, job.n_blocks)
+    with tqdm(total=job.n_blocks, initial=done, desc="predict blocks", unit="block", disable=not todo) as pbar:
         for index in todo:
             _do_block(model, vol, job, index)
             pbar.update(1)
+            done += 1
+            yield BlockwiseProgress("blocks", done, job.n_blocks)
 
 
 def _model_payload(model):
@@ -367,17 +415,20 @@ def _run_on_client(client, model, vol, job, todo):
     from distributed import as_completed
     from tqdm.auto import tqdm
 
+    done = job.n_blocks - len(todo)
+    yield BlockwiseProgress("blocks", done, job.n_blocks)
     payload, vol_f, job_f = client.scatter([_model_payload(model), vol, job], broadcast=True)
     futures = [client.submit(_block_on_worker, payload, vol_f, job_f, index, key=f"deepcontrast-block-{_key(index)}-"
                              f"{job.path or ''}{id(job)}", pure=False) for index in todo]
     logger.info("%d blocks submitted to %s (dashboard: %s)", len(futures), client, client.dashboard_link)
     try:
-        with tqdm(total=job.n_blocks, initial=job.n_blocks - len(todo), desc="predict blocks", unit="block",
-                  disable=not todo) as pbar:
+        with tqdm(total=job.n_blocks, initial=done, desc="predict blocks", unit="block", disable=not todo) as pbar:
             for fut in as_completed(futures):
                 fut.result()
                 pbar.update(1)
-    finally:
+                done += 1
+                yield BlockwiseProgress("blocks", done, job.n_blocks)
+    finally:  # also when the caller stops iterating: the blocks not yet done are cancelled
         client.cancel(futures)
 
 

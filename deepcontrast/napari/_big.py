@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["BIG_VOXELS", "is_big", "full_resolution", "check_zarr_output", "multiscale_levels"]
+__all__ = ["BIG_VOXELS", "is_big", "full_resolution", "check_zarr_output", "multiscale_levels", "progress_text",
+           "cancelled_text"]
 
 #: layers with more voxels than this are restored block by block into an OME-Zarr (64 Mvoxel: 256 MB float32)
 BIG_VOXELS = 2**26
@@ -51,11 +52,28 @@ def multiscale_levels(path, image=""):
 
 def run_blockwise(path, source, axes, n_iter, out, voxel_size, cache):
     """Worker for a big layer: load the model, predict block by block into ``out`` (resumed if it is
-    an unfinished run of the same settings), return ``out``. Yields 0 before loading, 1 before predicting."""
+    an unfinished run of the same settings), return ``out``. Yields 0 before loading, 1 before predicting,
+    then a :class:`~deepcontrast.models.blockwise.BlockwiseProgress` after each block and pyramid chunk
+    written: a cancel (the worker stops at its next yield) ends the run between blocks, the output resumable."""
     from ._restore import cached_model
 
     yield 0
     model = cached_model(path, axes, cache)
     yield 1
-    model.predict_blockwise(source, axes, out, n_iter=n_iter, voxel_size=voxel_size, resume=True)
+    yield from model.iter_predict_blockwise(source, axes, out, n_iter=n_iter, voxel_size=voxel_size, resume=True)
     return out
+
+
+def progress_text(p):
+    """What the widget says while a big layer is restored: ``'predicting blocks: 3 of 12'``."""
+    what = {"blocks": ("predicting blocks", ""), "pyramid": ("multiscale pyramid", " chunks")}[p.stage]
+    return f"{what[0]}: {p.done} of {p.total}{what[1]}"
+
+
+def cancelled_text(p, out):
+    """What the widget says after a big layer's run was cancelled (``p``: its last progress, or None)."""
+    if p is None:
+        return f"cancelled before the prediction started; nothing was written to {out} and no layer was added"
+    where = f"after {p.done} of {p.total}" + {"blocks": " blocks", "pyramid": " pyramid chunks (all blocks done)"}[p.stage]
+    return (f"cancelled {where}; no layer was added. What was written is kept in {out}: press Restore again "
+            "with the same model, n_iter and output to resume from there")

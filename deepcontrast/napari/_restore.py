@@ -9,7 +9,8 @@ from qtpy.QtWidgets import QTableWidget, QTableWidgetItem
 from .. import metrics
 from ..internals.tiff import write_tiff
 from ._consistency import RESIDUAL_COLORMAP, RESIDUAL_LIMITS, check_iterates, residual_of
-from ._big import BIG_VOXELS, check_zarr_output, full_resolution, is_big, multiscale_levels, run_blockwise
+from ._big import (BIG_VOXELS, cancelled_text, check_zarr_output, full_resolution, is_big, multiscale_levels,
+                   progress_text, run_blockwise)
 from ._layers import connect_while_alive, layer_array, layer_axes, layer_voxel_size
 from ._model import check_model_fits, load_model
 from ._plot import ConsistencyPlot, TradeoffPlot
@@ -74,9 +75,11 @@ class RestoreWidget(Container):
     lazily with napari-ome-zarr, or a dask array) is never loaded: it is restored block by block
     with :meth:`~deepcontrast.DeepContrast.predict_blockwise` into the OME-Zarr folder chosen in
     *big layers to* (with its multiscale pyramid; an unfinished run of the same settings there is
-    resumed), and the result is added as a lazy multiscale layer with the raw layer's scale.
-    *Cancel* takes effect before the prediction starts; a prediction under way finishes its blocks
-    (run again to resume an interrupted one). Small layers work as described above.
+    resumed), and the result is added as a lazy multiscale layer with the raw layer's scale. The
+    progress bar counts the blocks, then the pyramid's chunks. *Cancel* takes effect when the current
+    block (or chunk) is written: what was written stays in the OME-Zarr folder, and *Restore* with the
+    same model, ``n_iter`` and folder resumes from there to the result of an uninterrupted run.
+    Small layers work as described above.
 
     Parameters
     ----------
@@ -89,6 +92,7 @@ class RestoreWidget(Container):
         self.worker, self.table, self.suggested, self.result_layers = None, None, None, []
         self.check, self.residual_layer = None, None
         self._raw, self._models = None, {}
+        self._big = None  # a big layer's run: its output folder and last progress
         self.model_path = FileEdit(mode="d", label="model folder",
                                    tooltip="CSBDeep/DeepContrast model folder (config.json + weights_*.h5)")
         self.layer = ComboBox(label="image", choices=self._image_layers)
@@ -159,12 +163,13 @@ class RestoreWidget(Container):
             if is_big(layer):  # never loaded: block by block into an OME-Zarr
                 out = check_zarr_output(self.zarr_path.value, layer)
                 self._raw = (layer, None, axes)
+                self._big = {"out": out, "progress": None}
                 return self._start(self._done_big, run_blockwise, self.model_path.value, full_resolution(layer),
                                    axes, n_iter, out, layer_voxel_size(layer, axes), self._models)
             img = layer_array(layer, axes)
         except ValueError as e:
             return self.say(str(e))
-        self._raw = (layer, img, axes)
+        self._raw, self._big = (layer, img, axes), None
         self._start(self._done, _run, self.model_path.value, img, axes, n_iter, layer_voxel_size(layer, axes),
                     self._models)
 
@@ -173,20 +178,33 @@ class RestoreWidget(Container):
         self.worker.yielded.connect(self._step)
         self.worker.returned.connect(done)
         self.worker.errored.connect(lambda e: self.say(f"failed: {e}"))
-        self.worker.aborted.connect(lambda: self.say("cancelled; no layer was added"))
+        self.worker.aborted.connect(self._aborted)
         self.worker.finished.connect(self._finished)
         self.run_button.enabled, self.cancel_button.enabled = False, True
         self.worker.start()
 
     def cancel(self):
-        """Stop the running restoration at its next step; nothing is added to the viewer."""
+        """Stop the running restoration at its next step; nothing is added to the viewer (a big layer's
+        output keeps the blocks written, to resume)."""
         if self.worker is not None:
             self.worker.quit()
-            self.say("cancelling (takes effect when the current iteration ends)...")
+            unit = "block is written" if self._big is not None else "iteration ends"
+            self.say(f"cancelling (takes effect when the current {unit})...")
 
-    def _step(self, i):
-        self.progress.value = i
-        self.say(f"{STEPS[i]}...")
+    def _step(self, step):
+        if isinstance(step, int):
+            self.progress.max, self.progress.value = len(STEPS), step
+            return self.say(f"{STEPS[step]}...")
+        self._big["progress"] = step  # a big layer's BlockwiseProgress: blocks, then pyramid chunks
+        self.progress.max, self.progress.value = max(1, step.total), step.done
+        if self.worker is not None and self.worker.abort_requested:
+            return  # keep saying 'cancelling'
+        self.say(progress_text(step) + "...")
+
+    def _aborted(self):
+        if self._big is not None:
+            return self.say(cancelled_text(self._big["progress"], self._big["out"]))
+        self.say("cancelled; no layer was added")
 
     def _finished(self):
         self.worker = None
@@ -201,7 +219,7 @@ class RestoreWidget(Container):
     def _done(self, result):
         iterates, table, check = result
         layer, img, axes = self._raw
-        self.progress.value = len(STEPS)
+        self.progress.max = self.progress.value = len(STEPS)
         self._remove_results()
         self.table, self.suggested = table, metrics.suggest_n_iter(table)
         self.result_layers = [self._add_iterate(layer, x, k) for k, x in enumerate(iterates, 1)]
@@ -223,7 +241,7 @@ class RestoreWidget(Container):
 
     def _done_big(self, out):
         layer = self._raw[0]
-        self.progress.value = len(STEPS)
+        self.progress.value = self.progress.max
         self._remove_results()
         levels = multiscale_levels(out)
         self.depth_plot.plot(None, "no consistency check for big layers: check a crop with "
