@@ -4,17 +4,23 @@ On ``synthetic_spheroid`` (truth known; rendered with attenuation 60 um and blur
 away from the defaults, at 50 photons):
 
 (a) ``surface_depth`` from the data alone: median absolute error against the true depth inside
-    the tissue, in Z voxels (target <= 2);
+    the tissue, in Z voxels (target <= 2), on every sample (``--samples``, default seeds 0-5);
 (b) calibration with the true depth map recovers attenuation within 15% and blur_rate within
-    one grid step (0.01); with a flat surface (slice depths from the first slice) it does not;
-    the map found from the data alone (``surface='auto'``) is shown too;
+    one grid step (0.01) on every sample; with a flat surface (slice depths from the first
+    slice) it does not; shown too: the map found from the data alone (``surface='auto'``), and
+    the attenuation the map's fit gives with the sample's own structure profile divided out
+    (a diagnostic that uses the truth: a random sample's structure is not the same at every
+    depth, and one stack cannot tell that from attenuation);
 (c) training with per-voxel depth (``surface='auto'``, the map found from the data) against
     training with a flat surface (``surface='first'``), same recipe otherwise: the README's 3D
     route (``degradation='auto'``, extra depth 10-40 um, 4 degraded copies, 8x64x64 patches,
-    128 per copy, 15 x 30 steps of batch 4) or its per-plane route (``--route per-plane``);
+    128 per copy, 15 x 30 steps of batch 4) or its per-plane route (``--route per-plane``, with
+    ``patch_filter=None``: the spheroid's first planes are empty medium, which CSBDeep's default
+    patch filter refuses);
     PSNR of iteration 1 against the truth over the deepest third of the tissue by true depth
     (the third of the tissue's voxels that lie deepest), difference >= 1 dB, averaged over
-    ``--seeds``.
+    ``--seeds`` (sample and training seed); a third training on the true map (``depth_map=``)
+    is shown as a diagnostic (``--no-true-map`` skips it).
 
 (d) On a real light-sheet stack of a Tribolium embryo (no truth), given as ``--embryo PATH``:
     calibration with ``surface='auto'`` finds depth-dependent loss (an attenuation length
@@ -141,8 +147,8 @@ def part_b(samples):
 
 
 # --------------------------------------------------------------------------- training
-def train(stack, surface, route, seed, budget, basedir, voxel_size):
-    """A model trained the README's way (degradation='auto') on one stack, with the given surface."""
+def train(stack, surface, route, seed, budget, basedir, voxel_size, depth_map=None):
+    """A model trained the README's way (degradation='auto') on one stack, with the given surface (or map)."""
     import keras
     from csbdeep.io import load_training_data
 
@@ -152,20 +158,22 @@ def train(stack, surface, route, seed, budget, basedir, voxel_size):
     keras.utils.set_random_seed(seed)
     rng = np.random.default_rng(seed)
     raw = DegradedRawData.from_arrays([stack], "ZYX", "auto", EXTRA_DEPTH, n_degradations=N_DEGRADATIONS,
-                                      voxel_size=voxel_size, surface=surface, rng=rng)
-    npz = os.path.join(basedir, f"{route}_{surface}_{seed}.npz")
+                                      voxel_size=voxel_size, surface=surface, depth_map=depth_map, rng=rng)
+    tag = f"{route}_{surface}{'_map' if depth_map is not None else ''}_{seed}"
+    npz = os.path.join(basedir, f"{tag}.npz")
     epochs, steps = budget
     if route == "3d":
         create_patches(raw, (8, 64, 64), 128, save_file=npz, verbose=False, rng=rng)
         net = dict(train_batch_size=4)
     else:
         n_per = max(1, (3072 // N_DEGRADATIONS) // stack.shape[0])
-        create_patches(per_slice(raw), (64, 64), n_per, save_file=npz, verbose=False, rng=rng)
+        # patch_filter=None: the spheroid's first planes are empty medium, which the default filter refuses
+        create_patches(per_slice(raw), (64, 64), n_per, save_file=npz, verbose=False, rng=rng, patch_filter=None)
         net = dict(unet_n_depth=3, unet_n_first=32, train_batch_size=16, normalize_per_slice=True)
     (X, Y), val, axes = load_training_data(npz, validation_split=0.1, verbose=False)
     config = Config(axes, 1, 1, train_epochs=epochs, train_steps_per_epoch=steps, train_learning_rate=4e-4,
                     degradation_settings=raw.settings, train_tensorboard=False, **net)
-    model = DeepContrast(config, f"{route}_{surface}_{seed}", basedir=basedir)
+    model = DeepContrast(config, tag, basedir=basedir)
     t = time.time()
     model.train(X, Y, validation_data=val, rng=seed)
     return model, raw.settings, time.time() - t
@@ -177,8 +185,11 @@ def part_c(args, basedir, shape):
         observed, clean, depth = synthetic_spheroid(shape, voxel_size=VS, degradation=TRUTH, rng=seed)
         region = deepest_third(depth, depth > 0)
         res = {"raw": psnr(observed[region], clean[region])}
-        for surface in ("auto", "first"):
-            model, settings, train_s = train(observed, surface, args.route, seed, args.budget, basedir, VS)
+        for surface in ("auto", "first", "true"):
+            if surface == "true" and args.no_true_map:
+                continue
+            model, settings, train_s = train(observed, "first" if surface == "true" else surface, args.route, seed,
+                                             args.budget, basedir, VS, depth if surface == "true" else None)
             its = model.predict_iterative(observed, "ZYX", 2)
             deg = (settings.get("degradation") or {})
             res[surface] = [psnr(x[region], clean[region]) for x in its]
@@ -186,7 +197,7 @@ def part_c(args, basedir, shape):
                   f"attenuation {deg.get('attenuation_length'):.1f}, blur_rate {deg.get('blur_rate')}; deepest third "
                   f"PSNR raw {res['raw']:.2f}, iterations 1/2 {res[surface][0]:.2f}/{res[surface][1]:.2f} dB",
                   flush=True)
-            if seed == args.seeds[0]:
+            if seed == args.seeds[0] and surface != "true":
                 figure = (figure or {}) | {surface: its[0]}
         gains.append(res["auto"][0] - res["first"][0])
         per_seed.append(res)
@@ -198,6 +209,11 @@ def part_c(args, basedir, shape):
         f"{np.mean([r['first'][0] for r in per_seed]):.2f} dB; iteration 2: map "
         f"{np.mean([r['auto'][1] for r in per_seed]):.2f}, flat {np.mean([r['first'][1] for r in per_seed]):.2f})",
         gain >= 1.0)
+    if not args.no_true_map:
+        true_gain = [r["true"][0] - r["first"][0] for r in per_seed]
+        row("c", "diagnostic: training with the TRUE depth map (depth_map=) vs flat, same recipe (no target)",
+            f"{np.mean(true_gain):+.2f} dB (map {np.mean([r['true'][0] for r in per_seed]):.2f}, iteration 2 "
+            f"{np.mean([r['true'][1] for r in per_seed]):.2f})", None)
     return figure
 
 
@@ -243,21 +259,24 @@ def save_figure(path, observed, depth, found, restored):
     lim = np.percentile(observed[:, y], [0.5, 99.8])
     aspect = VS[0] / VS[2]
     panels = [("true depth (um)", depth[:, y], "viridis", (0, depth.max())),
-              ("surface_depth from the data (um)", found[:, y], "viridis", (0, depth.max())),
+              ("depth found in the data (um)", found[:, y], "viridis", (0, depth.max())),
               ("raw", observed[:, y], "gray", None)]
-    names = {"auto": "iteration 1, trained with the depth map", "first": "iteration 1, trained flat"}
+    names = {"auto": "iteration 1, trained with the map", "first": "iteration 1, trained flat"}
     for k in ("auto", "first"):
         if restored and k in restored:
             panels.append((names[k], restored[k][:, y], "gray", None))
-    fig, axs = plt.subplots(len(panels), 1, figsize=(6, 1.35 * len(panels) + 0.3))
-    for ax, (title, img, cmap, clim) in zip(axs, panels):
+    ncol = 3
+    nrow = -(-len(panels) // ncol)
+    fig, axs = plt.subplots(nrow, ncol, figsize=(3.1 * ncol, 2.9 * nrow), squeeze=False)
+    for ax in axs.ravel():
+        ax.axis("off")
+    for ax, (title, img, cmap, clim) in zip(axs.ravel(), panels):
         if clim is None:
             clim = lim if title == "raw" else np.percentile(img, [0.5, 99.8])
         im = ax.imshow(img, cmap=cmap, vmin=clim[0], vmax=clim[1], aspect=aspect, interpolation="nearest")
         ax.set_title(title, fontsize=8)
-        ax.set_xticks([]), ax.set_yticks([])
         if cmap == "viridis":
-            fig.colorbar(im, ax=ax, fraction=0.03, pad=0.01).ax.tick_params(labelsize=6)
+            fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=6)
     fig.suptitle("synthetic spheroid, XZ section (light from the top)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
@@ -274,6 +293,7 @@ def main():
     ap.add_argument("--embryo-surface", choices=tuple(AUTO_SURFACES), default="auto",
                     help="which end of Z the light enters the embryo at (the target is for 'auto')")
     ap.add_argument("--parts", default="a,b,c,d")
+    ap.add_argument("--no-true-map", action="store_true", help="(c) without the diagnostic training on the true map")
     ap.add_argument("--figure", default=None, help="save the XZ figure of the spheroid here (PNG)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
