@@ -14,9 +14,10 @@ away from the defaults, at 50 photons):
 (c) training with per-voxel depth (``surface='auto'``, the map found from the data) against
     training with a flat surface (``surface='first'``), same recipe otherwise: the README's 3D
     route (``degradation='auto'``, extra depth 10-40 um, 4 degraded copies, 8x64x64 patches,
-    128 per copy, 15 x 30 steps of batch 4) or its per-plane route (``--route per-plane``, with
-    ``patch_filter=None``: the spheroid's first planes are empty medium, which CSBDeep's default
-    patch filter refuses);
+    128 per copy, 15 x 30 steps of batch 4) or its per-plane route (``--route per-plane``; it
+    stops on the spheroid, whose first planes are empty medium: CSBDeep's patch filter finds
+    nothing there, and without the filter each near-empty plane, normalized on its own, is blown
+    up to ~1e18 and the training diverges);
     PSNR of iteration 1 against the truth over the deepest third of the tissue by true depth
     (the third of the tissue's voxels that lie deepest), difference >= 1 dB, averaged over
     ``--seeds`` (sample and training seed); a third training on the true map (``depth_map=``)
@@ -167,8 +168,7 @@ def train(stack, surface, route, seed, budget, basedir, voxel_size, depth_map=No
         net = dict(train_batch_size=4)
     else:
         n_per = max(1, (3072 // N_DEGRADATIONS) // stack.shape[0])
-        # patch_filter=None: the spheroid's first planes are empty medium, which the default filter refuses
-        create_patches(per_slice(raw), (64, 64), n_per, save_file=npz, verbose=False, rng=rng, patch_filter=None)
+        create_patches(per_slice(raw), (64, 64), n_per, save_file=npz, verbose=False, rng=rng)
         net = dict(unet_n_depth=3, unet_n_first=32, train_batch_size=16, normalize_per_slice=True)
     (X, Y), val, axes = load_training_data(npz, validation_split=0.1, verbose=False)
     config = Config(axes, 1, 1, train_epochs=epochs, train_steps_per_epoch=steps, train_learning_rate=4e-4,

@@ -94,7 +94,8 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
             raise ValueError(
                 "an image (with per_slice: a plane) holds no structure that CSBDeep's patch_filter accepts, e.g. a "
                 "plane of empty medium above a curved sample (a spheroid's or embryo's first planes); crop such "
-                "planes off the stacks, or pass patch_filter=None to sample every image anyway") from e
+                "planes off the stacks, or train a 3D network on 3D patches (patch_filter=None is no fix: each "
+                "plane is normalized on its own, and a plane of a few photons is blown up to ~1e18)") from e
     if npz is not None:
         atomic_write(npz, lambda tmp: save_training_data(tmp, X, Y, axes))
         settings = getattr(raw_data, "settings", None)
