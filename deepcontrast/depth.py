@@ -22,6 +22,9 @@ TISSUE_SMOOTH = 2.0
 #: threshold of the smoothed stack between the medium (0) and the bright tissue (1), as the
 #: medians of the two classes Otsu's threshold splits it into: low, as deep tissue is dim
 TISSUE_LEVEL = 0.25
+#: lower threshold (same scale) down to which a column's tissue continues below the tissue found
+#: (:func:`surface_depth`): deep tissue is dimmer than the surface's by its attenuation
+DEEP_TISSUE_LEVEL = 0.1
 #: Gaussian smoothing (um, Y and X) of the surface height
 SURFACE_SMOOTH = 2.0
 #: fraction of the Y, X columns whose tissue begins at the surface end of Z above which the
@@ -32,7 +35,10 @@ FILLS_FIELD = 0.99
 def surface_depth(stack, axes, *, voxel_size=None, surface="first", mask=None, smooth=None):
     """Depth (um) of each voxel below the tissue surface, along the detection axis Z.
 
-    The tissue is ``mask`` when given, otherwise found from the stack (:func:`find_tissue`).
+    The tissue is ``mask`` when given, otherwise found from the stack (:func:`find_tissue`),
+    and continued down each column (away from the surface) as long as the smoothed stack stays
+    above a lower threshold (:data:`DEEP_TISSUE_LEVEL`): deep tissue is dim, and without this
+    the deepest part of a strongly attenuating sample would be taken for medium (depth 0).
     In each Y, X column the surface is the first tissue voxel from the ``surface`` end of Z;
     the surface height is smoothed over Y and X (Gaussian of ``smooth`` um, over the columns
     that hold tissue), and a tissue voxel's depth is its distance along Z below it. Outside
@@ -106,15 +112,19 @@ def surface_depth(stack, axes, *, voxel_size=None, surface="first", mask=None, s
     vol = planes.mean(axis=0, dtype=np.float32) if len(planes) > 1 else planes[0].astype(np.float32)
     vs = (size["Z"], size["Y"], size["X"])
 
+    deep = None
     if mask is None:
-        tissue = find_tissue(vol, vs)
+        tissue, deep = _find_tissue(vol, vs)
         fills = np.count_nonzero(tissue[0 if surface == "first" else -1]) >= FILLS_FIELD * tissue[0].size
         if fills:
             tissue[:] = True
+            deep = None
     else:
         tissue = _check_mask(mask, stack.shape, axes, spatial)
     if surface == "last":
         tissue = tissue[::-1]
+    if deep is not None:
+        tissue = _continue_down(tissue, deep[::-1] if surface == "last" else deep)
     depth = _depth_below_surface(tissue, size["Z"], (smooth / size["Y"], smooth / size["X"]))
     if surface == "last":
         depth = depth[::-1]
@@ -205,6 +215,11 @@ def find_tissue(vol, voxel_size=(1.0, 1.0, 1.0)):
     >>> bool(tissue[4, 16, 16]), bool(tissue[4, 2, 2])
     (True, False)
     """
+    return _find_tissue(vol, voxel_size)[0]
+
+
+def _find_tissue(vol, voxel_size):
+    """:func:`find_tissue`'s mask, and where the smoothed stack lies above :data:`DEEP_TISSUE_LEVEL`."""
     vol = np.asarray(vol, np.float32)
     sm = ndimage.gaussian_filter(vol, [TISSUE_SMOOTH / v for v in voxel_size], mode="nearest")
     lo, hi = float(sm.min()), float(sm.max())
@@ -213,6 +228,7 @@ def find_tissue(vol, voxel_size=(1.0, 1.0, 1.0)):
     split = _otsu(sm)
     medium, bright = np.median(sm[sm <= split]), np.median(sm[sm > split])
     tissue = sm > medium + TISSUE_LEVEL * (bright - medium)
+    deep = sm > medium + DEEP_TISSUE_LEVEL * (bright - medium)
     tissue = ndimage.binary_fill_holes(tissue)
     labels, n = ndimage.label(tissue)
     if n > 1:
@@ -221,7 +237,15 @@ def find_tissue(vol, voxel_size=(1.0, 1.0, 1.0)):
         tissue[k] = ndimage.binary_fill_holes(tissue[k])
     # each column's tissue runs unbroken from its first to its last tissue voxel (dim pockets)
     tissue |= np.logical_or.accumulate(tissue, axis=0) & np.logical_or.accumulate(tissue[::-1], axis=0)[::-1]
-    return tissue
+    return tissue, deep
+
+
+def _continue_down(tissue, deep):
+    """``tissue`` (Z first, surface at slice 0) continued down each column through ``deep`` voxels."""
+    out = tissue.copy()
+    for k in range(1, len(out)):
+        out[k] |= deep[k] & out[k - 1]
+    return out
 
 
 def _otsu(values, bins=256):

@@ -252,3 +252,64 @@ def test_calibrate_fills_the_sliders_with_the_calibrated_values(viewer, qtbot, s
         assert w.params[k].value == pytest.approx(0.0 if v is None else v, rel=1e-3, abs=1e-9), k
     assert w.report_view.toPlainText() == report.summary()
     assert w.figure_view is not None
+
+
+def test_forward_auto_surface_shows_the_depth_map_and_previews_with_it(viewer, qtbot):
+    from deepcontrast.data import synthetic_spheroid
+    from deepcontrast.depth import surface_depth
+    from deepcontrast.napari._forward import DEPTH_NAME, PREVIEW_NAME
+
+    vs = (2.0, 0.5, 0.5)
+    observed, _, truth = synthetic_spheroid((16, 96, 96), voxel_size=vs, rng=1)
+    layer = viewer.add_image(observed, name="spheroid", scale=vs)
+    viewer.dims.set_point(0, 12 * 2.0)  # slice 12
+    w = _forward(viewer, layer)
+    w.params["photons"].value = 40
+    w.extra_depth.value = 25
+    w.seed.value = 3
+    w.surface.value = "auto"
+    w.update_preview()
+    depth_layer = viewer.layers[DEPTH_NAME]
+    expected = surface_depth(observed, "ZYX", voxel_size=vs, surface="first")
+    np.testing.assert_array_equal(depth_layer.data, expected)
+    assert tuple(depth_layer.scale) == vs
+    inside = truth > 0  # the map found in the data lies within a voxel of the true depth (median)
+    assert np.median(np.abs(depth_layer.data[inside] - truth[inside])) <= vs[0]
+    # the preview pushes each pixel of the plane deeper from its own depth
+    deg = DeepTissueDegradation(photons=40)
+    plane = deg(observed[12], "YX", 25, depth=expected[12], voxel_size=vs[1:], rng=3)
+    np.testing.assert_allclose(viewer.layers[PREVIEW_NAME].data, plane, rtol=1e-6)
+    assert list(w.layer.choices) == [layer]  # the preview and the depth map are not offered as inputs
+    # a flat surface again: the depth layer goes, the plane is at one depth (slice 12 from the first)
+    w.surface.value = "first"
+    w.update_preview()
+    assert DEPTH_NAME not in [lay.name for lay in viewer.layers]
+    plane = deg(observed[12], "YX", 25, depth=24.0, voxel_size=vs[1:], rng=3)
+    np.testing.assert_allclose(viewer.layers[PREVIEW_NAME].data, plane, rtol=1e-6)
+
+
+def test_forward_auto_surface_of_a_sample_filling_the_field_is_the_slice_depths(viewer, qtbot):
+    from deepcontrast.napari._forward import DEPTH_NAME
+
+    # tissue in every column from the first slice on, dimmer with depth: a flat surface, so each
+    # voxel's depth is exactly its slice's, z * 2 um
+    rng = np.random.default_rng(0)
+    stack = (np.exp(-np.arange(10) / 8.0)[:, None, None] * (1 + 0.2 * rng.random((10, 48, 48)))).astype(np.float32)
+    layer = viewer.add_image(stack, name="slab", scale=(2.0, 0.5, 0.5))
+    w = _forward(viewer, layer)
+    w.surface.value = "auto"
+    w.update_preview()
+    dmap = viewer.layers[DEPTH_NAME].data
+    np.testing.assert_array_equal(dmap, np.broadcast_to(np.arange(10.0)[:, None, None] * 2.0, stack.shape))
+
+
+def test_forward_auto_surface_with_a_depth_says_what_to_do(viewer, qtbot, sample):
+    from deepcontrast.napari._forward import DEPTH_NAME
+
+    observed, _ = _add_sample(viewer, sample)
+    w = _forward(viewer, observed)
+    w.depth.value = 10
+    w.surface.value = "auto"
+    w.update_preview()
+    assert "leave depth at 0" in w.message.value
+    assert DEPTH_NAME not in [lay.name for lay in viewer.layers]

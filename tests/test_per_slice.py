@@ -44,6 +44,20 @@ def test_per_slice_errors():
         per_slice(rd)
 
 
+def test_planes_of_empty_medium_say_what_to_do():
+    # the first two planes are empty medium (as above a spheroid): CSBDeep's default patch_filter
+    # finds no region in them; cropped off, every plane gives its patches
+    stack = np.zeros((4, 64, 64), np.float32)
+    stack[2:] = np.random.default_rng(0).random((2, 64, 64))
+    raw = DegradedRawData.from_arrays(stack, "ZYX", DeepTissueDegradation(photons=None), 20.0, voxel_size=(2, .5, .5))
+    with pytest.raises(ValueError, match="no structure .* crop such planes off"):
+        create_patches(per_slice(raw), (32, 32), 2, verbose=False, rng=0)
+    cropped = DegradedRawData.from_arrays(stack[2:], "ZYX", DeepTissueDegradation(photons=None), 20.0,
+                                          voxel_size=(2, .5, .5))
+    X, _, _ = create_patches(per_slice(cropped), (32, 32), 2, verbose=False, rng=0)
+    assert len(X) == 2 * 2
+
+
 def test_model_uses_per_slice_normalization_when_configured(tmp_path):
     # planes differing only by a factor: with per-plane normalization a 2D net sees identical
     # inputs, so the restored planes differ by exactly that factor

@@ -59,7 +59,9 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
     Raises
     ------
     ValueError
-        If ``patch_size`` does not fit the images (names the image, its shape and the axis).
+        If ``patch_size`` does not fit the images (names the image, its shape and the axis), or
+        an image (with :func:`per_slice`, a plane) has nothing the ``patch_filter`` accepts
+        (e.g. all medium).
     FileExistsError
         If ``save_file`` exists and ``overwrite`` is False.
 
@@ -84,7 +86,16 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
         if npz.exists() and not overwrite:
             raise FileExistsError(f"training data file {npz} exists; pass overwrite=True or choose another save_file")
     with _csbdeep_random_state(rng):
-        X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
+        try:
+            X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
+        except ValueError as e:
+            if "didn't return any region" not in str(e):
+                raise
+            raise ValueError(
+                "an image (with per_slice: a plane) holds no structure that CSBDeep's patch_filter accepts, e.g. a "
+                "plane of empty medium above a curved sample (a spheroid's or embryo's first planes); crop such "
+                "planes off the stacks, or train a 3D network on 3D patches (patch_filter=None is no fix: each "
+                "plane is normalized on its own, and a plane of a few photons is blown up to ~1e18)") from e
     if npz is not None:
         atomic_write(npz, lambda tmp: save_training_data(tmp, X, Y, axes))
         settings = getattr(raw_data, "settings", None)

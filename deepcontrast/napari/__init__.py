@@ -10,7 +10,8 @@ Contributes, under *Plugins > deepcontrast*:
   the chosen iterate;
 * **Forward model** (:class:`ForwardModelWidget`): the parameters of
   :class:`~deepcontrast.DeepTissueDegradation` as sliders with a debounced live preview of
-  the current plane pushed deeper, and *Calibrate from this layer*;
+  the current plane pushed deeper, and *Calibrate from this layer*; with the surface 'auto'
+  (curved samples) each voxel's depth below the tissue's own surface is shown as a layer;
 * the sample **Synthetic tissue** (:func:`make_sample`): observed stack and its clean truth.
 
 The core package never imports this subpackage (nor napari or Qt); napari finds it through

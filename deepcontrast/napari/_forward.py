@@ -2,20 +2,26 @@
 import logging
 from dataclasses import fields
 
+import numpy as np
 from magicgui.widgets import CheckBox, ComboBox, Container, FloatSlider, Label, LineEdit, PushButton, SpinBox
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QTimer
 from qtpy.QtWidgets import QTextEdit
 
 from ..degradation import DeepTissueDegradation
+from ..depth import AUTO_SURFACES
 from ._layers import connect_while_alive, current_plane, layer_array, layer_axes, layer_voxel_size
 from ._plot import figure_canvas
 
-__all__ = ["ForwardModelWidget", "PREVIEW_NAME"]
+__all__ = ["ForwardModelWidget", "PREVIEW_NAME", "DEPTH_NAME"]
 
 log = logging.getLogger(__name__)
 
 PREVIEW_NAME = "forward model preview"
+#: the layer showing each voxel's depth below the tissue's own surface (surface 'auto' or 'auto-last')
+DEPTH_NAME = "depth below the surface (um)"
+#: where the light enters: an end of Z (flat surface), or that end with the tissue's own surface found
+SURFACES = ("first", "last", "auto", "auto-last")
 #: slider ranges (min, max); a calibrated value outside a range widens it
 _RANGES = {"attenuation_length": (0, 1000), "scattering_length": (0, 1000), "psf_sigma": (0, 3), "blur_rate": (0, 0.3),
            "haze_sigma": (0, 30), "haze_rate": (0, 0.5), "background": (0, 1), "photons": (0, 500),
@@ -31,13 +37,18 @@ class ForwardModelWidget(Container):
 
     Every parameter of :class:`~deepcontrast.DeepTissueDegradation` has a slider (0 means off,
     i.e. None, for ``attenuation_length``, ``scattering_length`` and ``photons``), plus
-    ``extra_depth``, the ``depth`` of the first slice (or of a 2D image), which end of Z is the
-    surface, and the noise seed. The preview layer shows ``deg(plane, 'YX', extra_depth,
-    depth=plane depth, voxel_size=(Y, X) scale, rng=seed)`` for the plane under the viewer's
-    current position (its depth: ``depth + z * Z scale`` from the surface end), recomputed
-    :data:`DEBOUNCE_MS` after the last change. *Calibrate from this layer* fits the model to the
-    layer (:meth:`DeepTissueDegradation.calibrate`, in a thread), fills the sliders and shows
-    the report and its figure.
+    ``extra_depth``, the ``depth`` of the first slice (or of a 2D image), the ``surface`` and
+    the noise seed. The preview layer shows ``deg(plane, 'YX', extra_depth, depth=plane depth,
+    voxel_size=(Y, X) scale, rng=seed)`` for the plane under the viewer's current position,
+    recomputed :data:`DEBOUNCE_MS` after the last change. With ``surface`` 'first' or 'last'
+    the plane's depth is ``depth + z * Z scale`` from that end of Z (a flat surface). With
+    'auto' ('auto-last') the light enters at the first (last) slice and each voxel's depth
+    below the tissue's own, possibly curved, surface is found from the layer
+    (:func:`deepcontrast.depth.surface_depth`, once per layer and voxel size): it is shown as
+    the layer :data:`DEPTH_NAME` and the preview takes the plane's row of it as a per-pixel
+    depth (``depth`` must then be 0). *Calibrate from this layer* fits the model to the layer
+    (:meth:`DeepTissueDegradation.calibrate` with the same ``surface`` and ``depth``, in a
+    thread), fills the sliders and shows the report and its figure.
 
     Parameters
     ----------
@@ -46,24 +57,25 @@ class ForwardModelWidget(Container):
 
     def __init__(self, viewer):
         self.viewer = viewer
+        self.preview, self.depth_layer, self._depth_cache = None, None, None  # layers this widget adds
         self.layer = ComboBox(label="image", choices=self._image_layers)
         self.axes = LineEdit(label="axes")
         self.params = {f.name: self._slider(f.name, f.default) for f in fields(DeepTissueDegradation)}
         self.extra_depth = FloatSlider(label="extra_depth (um)", min=0, max=200, value=30)
         self.depth = FloatSlider(label="depth of first slice (um)", min=0, max=1000, value=0)
-        self.surface_last = CheckBox(text="surface is the last slice", value=False)
+        self.surface = ComboBox(label="surface (light enters at)", choices=SURFACES, value="first")
         self.seed = SpinBox(label="noise seed", min=0, max=2**31 - 1, value=0)
         self.live = CheckBox(text="live preview", value=True)
         self.calibrate_button = PushButton(text="Calibrate from this layer")
         self.message = Label(label="")
         super().__init__(widgets=[self.layer, self.axes, *self.params.values(), self.extra_depth, self.depth,
-                                  self.surface_last, self.seed, self.live, self.calibrate_button, self.message])
+                                  self.surface, self.seed, self.live, self.calibrate_button, self.message])
         self.report_view = QTextEdit(readOnly=True)
         self.native.layout().addWidget(self.report_view)
-        self.figure_view, self.report, self.worker, self.preview = None, None, None, None
+        self.figure_view, self.report, self.worker = None, None, None
         self._timer = QTimer(interval=DEBOUNCE_MS, singleShot=True)
         self._timer.timeout.connect(self.update_preview)
-        for w in (*self.params.values(), self.extra_depth, self.depth, self.surface_last, self.seed, self.live, self.axes):
+        for w in (*self.params.values(), self.extra_depth, self.depth, self.surface, self.seed, self.live, self.axes):
             w.changed.connect(self.schedule_preview)
         self.layer.changed.connect(self._layer_changed)
         connect_while_alive(self, viewer.dims.events.current_step, self.schedule_preview)
@@ -86,7 +98,9 @@ class ForwardModelWidget(Container):
     def _image_layers(self, widget=None):
         from napari.layers import Image
 
-        return [(lay.name, lay) for lay in self.viewer.layers if isinstance(lay, Image) and lay.name != PREVIEW_NAME]
+        return [(lay.name, lay) for lay in self.viewer.layers
+                if isinstance(lay, Image) and lay not in (self.preview, self.depth_layer)
+                and lay.name not in (PREVIEW_NAME, DEPTH_NAME)]
 
     def _layer_changed(self, layer):
         if layer is not None:
@@ -121,20 +135,61 @@ class ForwardModelWidget(Container):
             w.value = v
 
     def preview_args(self):
-        """``(plane, kwargs)``: the current plane and the arguments of its preview degradation call."""
+        """``(plane, kwargs)``: the current plane and the arguments of its preview degradation call.
+
+        With surface 'auto' or 'auto-last' the depth is the plane's row of :meth:`depth_map`
+        (a per-pixel map); otherwise a number.
+        """
         layer = self.layer.value
         axes = self.axes.value.strip().upper()
         img = layer_array(layer, axes)
         point = layer.world_to_data(self.viewer.dims.point)
         plane, z = current_plane(img, axes, [round(p) for p in point])
         vs = layer_voxel_size(layer, axes)
-        depth = float(self.depth.value)
-        if z is not None:
-            n = img.shape[axes.index("Z")]
-            k = (n - 1 - z) if self.surface_last.value else z
-            depth += k * vs[0]
+        surface = self.surface.value
+        if surface in AUTO_SURFACES:
+            dmap = self.depth_map(layer, img, axes, vs)
+            depth = dmap[z] if z is not None else dmap
+            if axes.index("Y") > axes.index("X"):
+                depth = depth.T
+        else:
+            self._drop_depth_layer()
+            depth = float(self.depth.value)
+            if z is not None:
+                n = img.shape[axes.index("Z")]
+                k = (n - 1 - z) if surface == "last" else z
+                depth += k * vs[0]
         kwargs = dict(depth=depth, voxel_size=vs[-2:], rng=int(self.seed.value))
         return plane, kwargs
+
+    def depth_map(self, layer, img, axes, vs):
+        """Each voxel's depth (um) below the tissue's own surface in ``layer`` (surface 'auto' or
+        'auto-last'), shaped like its spatial axes in their order, shown as the layer
+        :data:`DEPTH_NAME`; computed once per layer data, axes, voxel size and surface."""
+        from ..depth import resolve_depth
+
+        key = (id(layer), id(layer.data), axes, vs, self.surface.value, float(self.depth.value))
+        if self._depth_cache is None or self._depth_cache[0] != key:
+            dmap, _ = resolve_depth(img, axes, voxel_size=vs, surface=self.surface.value,
+                                    depth=float(self.depth.value))
+            self._depth_cache = (key, dmap)
+        dmap = self._depth_cache[1]
+        spatial = [i for i, a in enumerate(axes) if a in "ZYX"]
+        scale = [layer.scale[i] for i in spatial]
+        translate = [layer.translate[i] for i in spatial]
+        if self.depth_layer is None or self.depth_layer not in self.viewer.layers:
+            self.depth_layer = self.viewer.add_image(dmap, name=DEPTH_NAME, colormap="viridis", blending="additive",
+                                                     opacity=0.5, scale=scale, translate=translate)
+        elif self.depth_layer.data is not dmap:
+            self.depth_layer.data = dmap
+            self.depth_layer.scale, self.depth_layer.translate = scale, translate
+        return dmap
+
+    def _drop_depth_layer(self):
+        """Remove the depth layer (the surface is flat again)."""
+        if self.depth_layer is not None and self.depth_layer in self.viewer.layers:
+            self.viewer.layers.remove(self.depth_layer)
+        self.depth_layer, self._depth_cache = None, None
 
     # ----- preview ---------------------------------------------------------------------------
 
@@ -159,7 +214,9 @@ class ForwardModelWidget(Container):
         else:
             self.preview.data = out
             self.preview.scale, self.preview.translate = layer.scale[-2:], layer.translate[-2:]
-        self.say(f"preview: plane at depth {kwargs['depth']:.3g} um, {float(self.extra_depth.value):.3g} um deeper")
+        d = kwargs["depth"]
+        where = f"depth {d:.3g} um" if np.ndim(d) == 0 else f"depths {d.min():.3g}-{d.max():.3g} um below the surface"
+        self.say(f"preview: plane at {where}, {float(self.extra_depth.value):.3g} um deeper")
 
     # ----- calibration -----------------------------------------------------------------------
 
@@ -174,7 +231,7 @@ class ForwardModelWidget(Container):
             vs = layer_voxel_size(layer, axes)
         except ValueError as e:
             return self.say(str(e))
-        surface = "last" if self.surface_last.value else "first"
+        surface = self.surface.value
         self.worker = create_worker(DeepTissueDegradation.calibrate, img, axes, voxel_size=vs, surface=surface,
                                     depth=float(self.depth.value), _start_thread=False, _ignore_errors=True)
         self.worker.returned.connect(self._calibrated)
