@@ -65,6 +65,13 @@ def test_probabilistic_head_float32():
     assert len(head) == 6 and {dtypes[n] for n in head} == {"float32"}
 
 
+def right_kernels(monkeypatch):
+    """The kernel self-test passes whatever this machine's 16-bit kernels do."""
+    from deepcontrast.models import kernels as K
+
+    monkeypatch.setattr(P, "check_kernels", lambda dtype, n_dim: K.KernelCheck(dtype, n_dim, "CPU", {}, []))
+
+
 @pytest.mark.parametrize("hw,choice", [
     ({"gpus": [(8, 6)], "cpu_bf16": False}, "bfloat16"),
     ({"gpus": [(9, 0), (7, 5)], "cpu_bf16": False}, "bfloat16"),
@@ -76,12 +83,14 @@ def test_probabilistic_head_float32():
 ])
 def test_auto_decision(monkeypatch, caplog, hw, choice):
     monkeypatch.setattr(P, "probe_hardware", lambda: hw)
+    right_kernels(monkeypatch)  # the decision from the hardware alone (the self-test: test_precision_guard)
     with caplog.at_level(logging.INFO, logger=P.__name__):
         assert P.resolve_precision("auto") == choice
     assert f"precision 'auto': {choice}" in caplog.text
 
 
 def test_auto_builds_what_the_probe_says(monkeypatch):
+    right_kernels(monkeypatch)
     monkeypatch.setattr(P, "probe_hardware", lambda: {"gpus": [], "cpu_bf16": False})
     assert tiny("auto").precision == "float32"
     monkeypatch.setattr(P, "probe_hardware", lambda: {"gpus": [], "cpu_bf16": True})

@@ -43,16 +43,42 @@ def broken(monkeypatch, kernel="filter gradient", value=np.nan):
     monkeypatch.setattr(K, "_errors", errors)
 
 
+def right(monkeypatch):
+    """Make the self-test's 16-bit kernels right on any machine: the float32 result rounded to bfloat16.
+
+    (This CPU's own bfloat16 3D filter gradient may be wrong at some shapes: TensorFlow 2.21's
+    oneDNN kernel gives NaN on a CPU with AMX at input (2, 4, 32, 32, 256), 3x3x3 -> 128.)
+    """
+    real = K._errors
+
+    def errors(x, w, dy, dtype):
+        if dtype == tf.float32:
+            return real(x, w, dy, dtype)
+        return [np.asarray(tf.cast(tf.cast(r, tf.bfloat16), tf.float32)) for r in real(x, w, dy, tf.float32)]
+
+    monkeypatch.setattr(K, "_errors", errors)
+
+
 def claim_bf16_cpu(monkeypatch):
     monkeypatch.setattr(P, "probe_hardware", lambda: {"gpus": [], "cpu_bf16": True})
 
 
 @pytest.mark.parametrize("n_dim", [2, 3])
-def test_kernels_of_this_machine_pass_the_self_test(fresh_kernel_cache, n_dim):
+def test_self_test_of_this_machine_is_consistent(fresh_kernel_cache, n_dim):
+    # whether this machine's kernels are right is what the test measures; its verdict must follow
+    # its own figures, and the forward convolution (right on every machine measured) computed in bf16
     result = K.check_kernels("bfloat16", n_dim)
-    assert result.ok and result.forward_ok and not result.failed
     assert set(result) == set(K.KERNELS)
-    assert all(0 < err <= 0.1 for err in result.values())  # bf16 rounding, not zero: it computed in bf16
+    within = all(np.isfinite(e) and e <= K.TOLERANCE for e in result.values())
+    assert result.ok == within == (not result.failed)
+    assert result.forward_ok and 0 < result["forward"] <= 0.1  # bf16 rounding, not zero: it computed in bf16
+
+
+def test_right_kernels_pass_the_self_test(fresh_kernel_cache, monkeypatch):
+    right(monkeypatch)
+    for n_dim in (2, 3):
+        result = K.check_kernels("bfloat16", n_dim)
+        assert result.ok and not result.failed and all(0 < e <= 0.01 for e in result.values())
 
 
 @pytest.mark.parametrize("value,what", [(np.nan, "NaN/Inf"), (3e38, "max rel. error")])
@@ -66,6 +92,7 @@ def test_broken_gradient_kernel_is_found_and_named(fresh_kernel_cache, monkeypat
 
 def test_auto_picks_float32_where_the_kernels_fail(fresh_kernel_cache, monkeypatch, caplog):
     claim_bf16_cpu(monkeypatch)
+    right(monkeypatch)
     assert P.resolve_precision("auto", 3) == "bfloat16"  # right kernels: the hardware's choice
     K._CACHE.clear()
     broken(monkeypatch)

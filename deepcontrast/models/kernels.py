@@ -33,11 +33,15 @@ TOLERANCE = 0.25
 
 #: (input shape (N, *spatial, C_in), filter size, C_out) per dimensionality: the shapes of the
 #: levels of U-Nets of depth 1-3 and width 8-64 in small training batches, including the
-#: 3D shape where the broken bfloat16 kernel was found (input (2, 2, 32, 32, 16), 3x3x3 -> 32)
+#: 3D shapes where broken bfloat16 filter gradients were found: input (2, 2, 32, 32, 16),
+#: 3x3x3 -> 32 on one CPU with AVX-512 BF16; on a CPU with AMX, inputs (2, 4, 32, 32, C_in) with
+#: C_in >= 176 (NaN; the up-level of a width-64 U-Net of depth 2 or 3 takes 256) and
+#: (1, 4, 32, 32, 256) (errors of 0.6)
 SHAPES = {
     2: [((4, 64, 64, 8), 3, 16), ((4, 32, 32, 32), 3, 64), ((4, 16, 16, 64), 3, 128), ((4, 8, 8, 128), 5, 128)],
     3: [((2, 2, 32, 32, 16), 3, 32), ((2, 2, 16, 16, 32), 3, 64), ((2, 4, 16, 16, 32), 5, 32),
-        ((2, 8, 32, 32, 8), 3, 16), ((2, 1, 8, 8, 64), 3, 128)],
+        ((2, 8, 32, 32, 8), 3, 16), ((2, 1, 8, 8, 64), 3, 128), ((2, 4, 32, 32, 256), 3, 128),
+        ((1, 4, 32, 32, 256), 3, 128)],
 }
 KERNELS = ("forward", "input gradient", "filter gradient")
 _CACHE = {}
