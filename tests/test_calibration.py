@@ -271,3 +271,22 @@ def test_z_after_y_and_x_is_still_the_depth_axis():
     moved, moved_report = calibrate(np.moveaxis(obs, 0, -1), "YXZ", voxel_size=VS[1:] + VS[:1])
     assert moved == deg
     assert moved_report.inputs["voxel_size"] == [0.5, 0.5, 2.0]
+
+
+def test_contrast_curve_ignores_empty_reference_planes():
+    # planes of empty medium above the tissue (no light: mean 0) must not enter the reference of the
+    # depth curve; the curve of the lit planes is then the same as without them (it was NaN)
+    from deepcontrast import DeepTissueDegradation
+    from deepcontrast.calibration.depth import contrast_vs_model, slice_stats
+    from deepcontrast.data import synthetic_tissue
+
+    deg = DeepTissueDegradation()
+    lit = synthetic_tissue((12, 64, 64), voxel_size=(2, 0.5, 0.5), degradation=DeepTissueDegradation(photons=50),
+                           rng=0)[0].astype(np.float64)
+    noise = {"offset": 0.0, "gain": 1 / 50, "read_var": 0.0}
+    stack = np.concatenate([np.zeros((3, 64, 64)), lit])
+    z_all, z_lit = np.arange(15) * 2.0, np.arange(3, 15) * 2.0
+    _, _, model_all = contrast_vs_model(slice_stats(stack, (0.5, 0.5), 0.0, noise, vz=2.0), z_all, deg, n_ref=5)
+    _, _, model_lit = contrast_vs_model(slice_stats(lit, (0.5, 0.5), 0.0, noise, vz=2.0), z_lit, deg, n_ref=2)
+    assert np.isfinite(model_all[4:]).all()  # from the reference depth (mean of the lit reference planes) on
+    np.testing.assert_allclose(model_all[3:], model_lit, rtol=1e-6)

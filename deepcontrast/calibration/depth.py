@@ -150,8 +150,12 @@ def contrast_vs_model(st, z, deg, n_ref=None):
     with np.errstate(divide="ignore", invalid="ignore"):
         data = np.sqrt((S * c).sum(1)) / m
     nr = n_ref or max(2, len(z) // 8)
-    zref = float(z[:nr].mean())
-    Kref = np.mean(S[:nr] / np.maximum(m[:nr, None], 1e-300) ** 2, 0)
+    ref = (np.arange(len(z)) < nr) & (m > 0)  # reference depths with light (empty medium has none)
+    if not ref.any():
+        ref = np.arange(len(z)) < nr
+    zref = float(z[ref].mean())
+    with np.errstate(divide="ignore", invalid="ignore"):
+        Kref = np.mean(S[ref] / m[ref, None] ** 2, 0)
     axial = axial_factor(st["rho"], np.median(np.diff(z)) if len(z) > 1 else 1.0) if "rho" in st else None
     t2 = model_transfer(st["freq"][None], z[:, None], deg, axial) / model_transfer(st["freq"], zref, deg, axial)
     w = deg.out_of_focus_weight

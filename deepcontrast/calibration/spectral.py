@@ -145,7 +145,8 @@ def _collect_rows(stats, depths, n_ref):
         zz = np.asarray(z, float)[order]
         nr = n_ref or max(2, n_z // 8)
         sig = st["significant"][order] if "significant" in st else True  # depth-map tiles: few in a bin
-        K = np.where((S > N) & sig & (m > 0)[:, None], S / np.maximum(m[:, None], 1e-300) ** 2, np.nan)
+        with np.errstate(divide="ignore", invalid="ignore"):  # rows without light (m = 0) are masked out
+            K = np.where((S > N) & sig & (m > 0)[:, None], S / m[:, None] ** 2, np.nan)
         ref_ok = np.all(np.isfinite(K[:nr]), 0)
         if not ref_ok.any():
             continue
