@@ -58,6 +58,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from _routes import train_readme_route  # noqa: E402  (benchmarks/, run as a script)
 
 from deepcontrast import DeepTissueDegradation  # noqa: E402
 from deepcontrast.calibration import calibrate  # noqa: E402
@@ -69,8 +70,6 @@ VS = (2.0, 0.5, 0.5)
 #: the spheroid's forward model, away from the defaults (150 um, 0.03)
 TRUTH = DeepTissueDegradation(photons=50, attenuation_length=60.0, blur_rate=0.05)
 BLUR_STEP = 0.01  # the calibration's blur_rate grid step
-EXTRA_DEPTH = (10, 40)
-N_DEGRADATIONS = 4
 EMBRYO_VS = (1.0, 1.0, 1.0)
 
 rows = []  # (part, target, measured, pass or None)
@@ -150,33 +149,12 @@ def part_b(samples):
 # --------------------------------------------------------------------------- training
 def train(stack, surface, route, seed, budget, basedir, voxel_size, depth_map=None):
     """A model trained the README's way (degradation='auto') on one stack, with the given surface (or map)."""
-    import keras
-    from csbdeep.io import load_training_data
-
-    from deepcontrast.data import DegradedRawData, create_patches, per_slice
-    from deepcontrast.models import Config, DeepContrast
-
-    keras.utils.set_random_seed(seed)
-    rng = np.random.default_rng(seed)
-    raw = DegradedRawData.from_arrays([stack], "ZYX", "auto", EXTRA_DEPTH, n_degradations=N_DEGRADATIONS,
-                                      voxel_size=voxel_size, surface=surface, depth_map=depth_map, rng=rng)
     tag = f"{route}_{surface}{'_map' if depth_map is not None else ''}_{seed}"
-    npz = os.path.join(basedir, f"{tag}.npz")
     epochs, steps = budget
-    if route == "3d":
-        create_patches(raw, (8, 64, 64), 128, save_file=npz, verbose=False, rng=rng)
-        net = dict(train_batch_size=4)
-    else:
-        n_per = max(1, (3072 // N_DEGRADATIONS) // stack.shape[0])
-        create_patches(per_slice(raw), (64, 64), n_per, save_file=npz, verbose=False, rng=rng)
-        net = dict(unet_n_depth=3, unet_n_first=32, train_batch_size=16, normalize_per_slice=True)
-    (X, Y), val, axes = load_training_data(npz, validation_split=0.1, verbose=False)
-    config = Config(axes, 1, 1, train_epochs=epochs, train_steps_per_epoch=steps, train_learning_rate=4e-4,
-                    degradation_settings=raw.settings, train_tensorboard=False, **net)
-    model = DeepContrast(config, tag, basedir=basedir)
-    t = time.time()
-    model.train(X, Y, validation_data=val, rng=seed)
-    return model, raw.settings, time.time() - t
+    model, settings, _, seconds = train_readme_route(route, stack, "ZYX", voxel_size=voxel_size, surface=surface,
+                                                     epochs=epochs, steps=steps, seed=seed, basedir=basedir, name=tag,
+                                                     depth_map=depth_map)
+    return model, settings, seconds
 
 
 def part_c(args, basedir, shape):

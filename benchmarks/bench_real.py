@@ -41,9 +41,8 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+from _routes import train_readme_route  # noqa: E402  (benchmarks/, run as a script)
 
-EXTRA_DEPTH = (10, 40)
-N_DEGRADATIONS = 4
 
 
 def read_stack(source, planes=None):
@@ -71,32 +70,11 @@ def schedule(total):
 
 def train_route(route, stack, args, basedir):
     """(model, history, seconds) of one route trained on ``stack``."""
-    import keras
-    from csbdeep.io import load_training_data
-
-    from deepcontrast.data import DegradedRawData, create_patches, per_slice
-    from deepcontrast.models import Config, DeepContrast
-
-    keras.utils.set_random_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    raw = DegradedRawData.from_arrays([stack], args.axes, "auto", EXTRA_DEPTH, n_degradations=N_DEGRADATIONS,
-                                      voxel_size=args.voxel_size, surface=args.surface, rng=rng)
-    npz = os.path.join(basedir, f"{route}.npz")
     epochs, steps = schedule(args.steps)
-    if route == "3d":
-        create_patches(raw, (8, 64, 64), 128, save_file=npz, verbose=False, rng=rng)
-        net = dict(train_batch_size=4)
-    else:
-        n_per = max(1, (3072 // N_DEGRADATIONS) // stack.shape[0])
-        create_patches(per_slice(raw), (64, 64), n_per, save_file=npz, verbose=False, rng=rng)
-        net = dict(unet_n_depth=3, unet_n_first=32, train_batch_size=16, normalize_per_slice=True)
-    (X, Y), val, axes = load_training_data(npz, validation_split=0.1, verbose=False)
-    config = Config(axes, 1, 1, train_epochs=epochs, train_steps_per_epoch=steps, train_learning_rate=4e-4,
-                    degradation_settings=raw.settings, train_tensorboard=False, **net)
-    model = DeepContrast(config, route, basedir=basedir)
-    t = time.time()
-    history = model.train(X, Y, validation_data=val, rng=args.seed)
-    return model, history.history, time.time() - t
+    model, _, history, seconds = train_readme_route(route, stack, args.axes, voxel_size=args.voxel_size,
+                                                    surface=args.surface, epochs=epochs, steps=steps, seed=args.seed,
+                                                    basedir=basedir, name=route)
+    return model, history, seconds
 
 
 def measure(stack, iterates, args, background):
