@@ -122,7 +122,8 @@ def _test_output(model, x, net_axes):
 
     from ..data.normalize import SlicePercentileNormalizer
 
-    per_plane = _norm_axes(model, net_axes) != net_axes[:-1]
+    norm_axes = _norm_axes(model, net_axes)
+    per_plane = norm_axes != net_axes[:-1]
     if hasattr(model, "predict") and not model.config.probabilistic:
         kw = {"precision": "float32"} if hasattr(model, "_net_for") else {}  # what the export computes
         normalizer = (SlicePercentileNormalizer if per_plane else PercentileNormalizer)(PMIN, PMAX, do_after=False)
@@ -131,7 +132,7 @@ def _test_output(model, x, net_axes):
         if y.ndim == len(net_axes) - 1:
             y = y[..., None]
         return y[None]
-    xn = normalize(x, PMIN, PMAX, axis=tuple(d for d, a in enumerate(net_axes[:-1]) if a in _norm_axes(model, net_axes)))
+    xn = normalize(x, PMIN, PMAX, axis=tuple(d for d, a in enumerate(net_axes[:-1]) if a in norm_axes))
     return np.asarray(float32_network(model).predict(xn[None], verbose=0), np.float32)
 
 
