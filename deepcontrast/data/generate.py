@@ -267,6 +267,7 @@ class DegradedRawData(RawData):
             # re-raise errors from the forward model with the image they concern
             it = degrade_pairs(deg, _raw_pairs(), (lo, hi), n, vs, plan.end, seed)
             names = iter([name for name, _, _ in loaders for _ in range(n)])
+            target = (None, None)  # (raw target, its planes normalized): the n copies of an image share it
             while True:
                 name = next(names, "?")
                 try:
@@ -277,7 +278,9 @@ class DegradedRawData(RawData):
                     raise ValueError(f"{name}: {e}") from None
                 if per_plane:
                     x, y, ax, mask = item
-                    item = (normalize_planes_of(x, ax), normalize_planes_of(y, ax), ax, mask)
+                    if target[0] is not y:
+                        target = (y, normalize_planes_of(y, ax))
+                    item = (normalize_planes_of(x, ax), target[1], ax, mask)
                 yield item
 
         self = cls(_gen, len(loaders) * n, f"{description}; {distortions_name(lo, hi)} x {n}")
