@@ -84,8 +84,8 @@ class ConsistencyReport:
         ``(raw - gain * pushed - offset) / sqrt(noise variance)`` with the iterate pushed down by
         each plane's ``restored_depth``. Negative where the iterate holds light that the raw
         cannot explain (e.g. invented bright structure), positive where it lost light the raw
-        has; about standard normal where it is consistent. Costs up to one forward pass per
-        grid depth.
+        has; about standard normal where it is consistent. Costs one forward pass (with a
+        per-voxel depth map: one per grid depth the planes fall between).
 
         Parameters
         ----------
@@ -108,12 +108,7 @@ class ConsistencyReport:
             raise ValueError(f"k must be an iteration from 1 to {self.n_iter} (1-based), got {k!r}")
         st = self._state
         raw, var, search = st["raw"], st["var"], st["search"]
-        j, t = st["where"][k - 1]
-        pred = np.zeros(raw.shape, np.float32)
-        for g in np.union1d(j, j[t > 0] + 1):
-            wgt = np.where(j == g, 1 - t, 0.0) + np.where((j + 1 == g) & (t > 0), t, 0.0)
-            if np.any(wgt):
-                pred += wgt.astype(np.float32)[:, None, None] * search.forward(st["iterates"][k - 1], int(g))
+        pred = search.pushed(st["iterates"][k - 1], self.restored_depth[k - 1], st["where"][k - 1])
         pred *= self.gain[k - 1].astype(np.float32)[:, None, None]
         pred += self.offset[k - 1].astype(np.float32)[:, None, None]
         res = (raw - pred) / np.sqrt(var)
