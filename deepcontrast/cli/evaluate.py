@@ -28,8 +28,8 @@ def add_parser(sub):
     p.add_argument("--no-baselines", action="store_true", help="skip CLAHE and Richardson-Lucy")
     p.add_argument("--no-consistency", action="store_true",
                    help="skip the check of each iteration against the raw data (restored depth and chi2 columns; it "
-                   "runs on a central crop of at most 128x128 pixels per plane, one forward pass per 5 um of depth "
-                   "and iteration)")
+                   "searches each plane's restored depth on a central 128x128 pixel crop and fits chi2 on planes of "
+                   "at most 512x512 pixels: about a third of a prediction pass per iteration)")
     p.add_argument("--overwrite", action="store_true", help="replace existing report files in OUT_DIR")
     p.set_defaults(func=run)
 

@@ -18,8 +18,8 @@ NO_RESTORATION = 1.0
 
 #: an iterate may have a chi2 up to (1 + CHI2_TOL) times iteration 1's (per plane)
 CHI2_TOL = 0.2
-#: no plane restored deeper than its own depth plus this margin (um)
-DEPTH_MARGIN = 10.0
+#: no plane restored deeper than its own depth plus this margin (um); 0: not beyond the surface
+DEPTH_MARGIN = 0.0
 #: half-width (planes) of the smoothing of the choice along Z
 SMOOTH = 3
 
@@ -43,7 +43,7 @@ def choose_iterations(restored_depth, chi2, plane_depth, *, chi2_tol=CHI2_TOL, d
     chi2_tol : float
         Iterate ``k`` passes when ``chi2[k] <= (1 + chi2_tol) * chi2[1]`` (default 0.2).
     depth_margin : float
-        ... and ``restored_depth[k] <= plane_depth + depth_margin`` (um, default 10).
+        ... and ``restored_depth[k] <= plane_depth + depth_margin`` (um, default 0).
     smooth : int
         Half-width (planes) of the smoothing along Z; 0 keeps the per-plane choice.
 
