@@ -14,7 +14,7 @@ napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
 
 from deepcontrast import DeepTissueDegradation  # noqa: E402
-from deepcontrast.metrics import iteration_tradeoff  # noqa: E402
+from deepcontrast.metrics import iteration_tradeoff, suggest_n_iter  # noqa: E402
 
 MANIFEST = Path(importlib.import_module("deepcontrast.napari").__file__).with_name("napari.yaml")
 RUN_TIMEOUT_MS = 60_000
@@ -150,6 +150,10 @@ def test_residual_layer_follows_the_shown_iteration_and_depth_curves_hold_the_ch
     its = DeepContrast(None, folder.name, str(folder.parent)).predict_iterative(observed.data, "ZYX", 2)
     expected = check_consistency(observed.data, its, "ZYX", "auto", voxel_size=(2.0, 0.5, 0.5))
     np.testing.assert_allclose(w.check.report.restored_depth, expected.restored_depth, atol=1e-3)
+    # the suggestion is the data-consistency rule's (the widget says which rule chose)
+    n, why = suggest_n_iter(iteration_tradeoff(observed.data, its), consistency=expected, explain=True)
+    assert w.suggested == max(n, 1) and (why["rule"] in w.message.value or "no restoration" in w.message.value)
+    assert why["rule"] != "image statistics" or "note" in why
     res = w.residual_layer
     assert res.name == f"{observed.name} [residual]" and res in viewer.layers and not res.visible
     assert res not in [lay for _, lay in w._image_layers()]  # not offered as an image to restore

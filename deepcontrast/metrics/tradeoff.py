@@ -152,7 +152,7 @@ IMAGE_RULE = ("image statistics: largest k such that every iteration 1..k keeps 
               "the contrast gain by >= {g:.0%} over the previous iteration (whole image; 1 if even iteration 1 fails)")
 #: the data-consistency rule in words
 CONSISTENCY_RULE = ("data consistency: the median over planes of the most iterations each plane's raw data support "
-                    "(chi2 within 20% of iteration 1's and restored depth <= the plane's depth + 10 um, "
+                    "(chi2 within 20% of iteration 1's and restored depth <= the plane's own depth, "
                     "deepcontrast.consistency.choose_iterations), rounded, at least 1")
 #: the report when no iterate restored anything
 NO_RESTORATION_RULE = ("data consistency: no restoration happened (restored depth about 0 um in every iterate, or not "
@@ -171,8 +171,8 @@ def suggest_n_iter(table, *, min_retention=0.97, min_gain_step=0.02, consistency
     Data-consistency rule (with ``consistency``, e.g. from
     :func:`deepcontrast.consistency.check_consistency`): per plane, the most iterations the raw
     data support (:func:`deepcontrast.consistency.choose_iterations`, the rule of
-    ``predict_adaptive``: chi2 within 20% of iteration 1's and not restored past the surface
-    by more than 10 um), then the median over planes, rounded, at least 1; it replaces the
+    ``predict_adaptive``: chi2 within 20% of iteration 1's and not restored past the
+    surface), then the median over planes, rounded, at least 1; it replaces the
     image-statistics rule, which counts contrast that the data may not support. When no iterate
     restored any depth (``consistency.no_restoration``: median restored depth under 1 um in
     every iterate, or not measurable: a forward model without depth dependence) and, for a

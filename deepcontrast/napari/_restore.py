@@ -59,7 +59,8 @@ class RestoreWidget(Container):
     iterate becomes a layer ``"<raw> [iteration k]"`` with the raw layer's scale and contrast
     limits, so both the gain and any darkening are visible. The trade-off plot shows
     :func:`deepcontrast.metrics.iteration_tradeoff` (contrast gain, detail retention; the table
-    below it every column) with :func:`deepcontrast.metrics.suggest_n_iter` marked; clicking a
+    below it every column) with :func:`deepcontrast.metrics.suggest_n_iter` marked (by the
+    data-consistency rule when the check below ran; the status line says which rule chose); clicking a
     point (or *show iteration*) shows that iterate. *Save* writes the shown iterate as a float32
     TIFF, atomically, never over the input file or an existing file.
 
@@ -221,7 +222,12 @@ class RestoreWidget(Container):
         layer, img, axes = self._raw
         self.progress.max = self.progress.value = len(STEPS)
         self._remove_results()
-        self.table, self.suggested = table, metrics.suggest_n_iter(table)
+        self.table = table
+        self.suggested, why = metrics.suggest_n_iter(table, consistency=check.report, explain=True)
+        if self.suggested == 0:  # no restoration happened: show iteration 1, say so
+            self.suggested, choice = 1, "no restoration happened (restored depth about 0 um): showing iteration 1"
+        else:
+            choice = f"suggested {self.suggested} by {why['rule']}" + (f" ({why['note']})" if why.get("note") else "")
         self.result_layers = [self._add_iterate(layer, x, k) for k, x in enumerate(iterates, 1)]
         self.check = check
         if check.report is not None:
@@ -235,7 +241,7 @@ class RestoreWidget(Container):
         self.shown.value = self.suggested
         self.show_iteration(self.suggested)
         self.save_button.enabled = True
-        self.say(f"done: {len(iterates)} iterations; suggested {self.suggested} (see the plot)"
+        self.say(f"done: {len(iterates)} iterations; {choice} (see the plot)"
                  + (f"; {check.note}" if check.note else "; restored depth and chi2 per plane below, residual "
                                                           f"map in {self.residual_layer.name!r}"))
 
