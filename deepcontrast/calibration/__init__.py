@@ -271,7 +271,7 @@ def _depth_parameters(stats, depths, defaults, microscope="auto", curved=None, v
         att = fit_attenuation(profiles, defaults.attenuation_length, w)
     params["attenuation_length"] = {"value": att["value"], "se": att["se"], "estimated": att["estimated"],
                                     "reason": att["reason"] + (" (out-of-focus light divided out)" if w else "")}
-    if "slope_se_jackknife" in att:
+    if att["estimated"] and "slope_se_jackknife" in att:
         params["attenuation_length"]["se_method"] = (
             f"jackknife over {att['n_blocks']} lateral blocks of the tissue" if att["slope_se_jackknife"] is not None
             else f"weighted regression (only {att['n_blocks']} lateral blocks: no jackknife)")

@@ -29,8 +29,8 @@ is a jackknife over lateral blocks of :data:`BLOCK_UM` (regions of the sample fa
 to hold independent structures, each left out once), as the regression's own standard error
 assumes bins that scatter independently, which neighbouring bins, sharing structures, do not.
 Measured on ``synthetic_spheroid`` (48x192x192, truth 60 um, seeds 0-11), the spread of the
-fitted attenuation over samples is about 9% (the regression's standard error said 3-4%; the
-jackknife says 5-13%): structures (nuclei of a few micrometres, a few hundred in the sample)
+fitted attenuation over samples is about 10% (the regression's standard error said 3-4%; the
+jackknife says 4-14%): structures (nuclei of a few micrometres, a few hundred in the sample)
 vary in number by depth, and one stack cannot tell that from attenuation (dividing the true
 structure profile out, the truth of the synthetic sample, leaves 57-63 um).
 
