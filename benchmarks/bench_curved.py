@@ -6,7 +6,7 @@ away from the defaults, at 50 photons):
 (a) ``surface_depth`` from the data alone: median absolute error against the true depth inside
     the tissue, in Z voxels (target <= 2), on every sample (``--samples``, default seeds 0-5);
 (b) calibration with the true depth map recovers attenuation within 15% and blur_rate within
-    one grid step (0.01) on every sample; with a flat surface (slice depths from the first
+    one grid step (0.01) on every sample (attenuation shown +- its reported standard error); with a flat surface (slice depths from the first
     slice) it does not; shown too: the map found from the data alone (``surface='auto'``), and
     the attenuation the map's fit gives with the sample's own structure profile divided out
     (a diagnostic that uses the truth: a random sample's structure is not the same at every
@@ -101,19 +101,20 @@ def part_a(samples):
 
 def structure_corrected_attenuation(observed, clean, depth, deg):
     """Attenuation fitted as the calibration does (tissue voxels per depth bin, the light lost to the
-    medium divided out with ``deg``), with the clean structure's own mean per depth bin divided out too:
-    what the calibration would find if the sample's structure were the same at every depth (uses the truth)."""
+    medium divided out with ``deg``, bins weighed by their voxels), with the clean structure's own mean
+    per depth bin divided out too: what the calibration would find if the sample's structure were the
+    same at every depth (uses the truth)."""
     from deepcontrast.calibration.depth import fit_attenuation
-    from deepcontrast.calibration.depthmap import tissue_mask, voxel_profile
+    from deepcontrast.calibration.depthmap import _profile, tissue_mask, voxel_sums
 
     model = deg.replace(attenuation_length=None, photons=None, read_noise=0.0, background=0.0)
-    z, mean = voxel_profile(observed, depth, tissue_mask(observed, depth, VS), VS, deg.background, model)
+    z, mean, n = _profile(voxel_sums(observed, depth, tissue_mask(observed, depth, VS), VS, deg.background, model))
     inside = depth > 0
     b = np.round(depth[inside] / VS[0]).astype(int)
-    n = np.maximum(np.bincount(b), 1)
-    zc, cm = np.bincount(b, depth[inside]) / n, np.bincount(b, clean[inside]) / n
+    cnt = np.maximum(np.bincount(b), 1)
+    zc, cm = np.bincount(b, depth[inside]) / cnt, np.bincount(b, clean[inside]) / cnt
     keep = np.bincount(b) > 0
-    return fit_attenuation([(z, mean / np.interp(z, zc[keep], cm[keep]))], None)["value"]
+    return fit_attenuation([(z, mean / np.interp(z, zc[keep], cm[keep]))], None, weights=[n])["value"]
 
 
 def part_b(samples):
@@ -122,14 +123,18 @@ def part_b(samples):
         return att, abs(deg.blur_rate - TRUTH.blur_rate) <= BLUR_STEP + 1e-9
 
     def fmt(degs):
-        att = ", ".join("None" if d.attenuation_length is None else f"{d.attenuation_length:.0f}" for d in degs)
+        att = ", ".join("None" if d.attenuation_length is None else
+                        f"{d.attenuation_length:.0f}" + (f" +- {ses[id(d)]:.0f}" if ses.get(id(d)) else "") for d in degs)
         return f"attenuation {att} um (true 60); blur_rate {', '.join(f'{d.blur_rate:.2f}' for d in degs)} (true 0.05)"
 
     res = {name: [] for name in ("map", "flat", "auto")}
+    ses = {}  # id(deg) -> the reported standard error of its attenuation length (um)
     corrected = []
     for observed, clean, depth in samples:
         for name, kw in (("map", dict(depth=depth)), ("flat", dict(surface="first")), ("auto", dict(surface="auto"))):
-            res[name].append(calibrate(observed, "ZYX", voxel_size=VS, **kw)[0])
+            deg, report = calibrate(observed, "ZYX", voxel_size=VS, **kw)
+            res[name].append(deg)
+            ses[id(deg)] = report.parameters["attenuation_length"].get("se")
         corrected.append(structure_corrected_attenuation(observed, clean, depth, res["map"][-1]))
     n = len(samples)
     ok = [within(d) for d in res["map"]]
@@ -270,7 +275,8 @@ def main():
     ap.add_argument("--embryo", default=None, help="path of Lund_000500_resampled-cropped.tif (part d)")
     ap.add_argument("--embryo-surface", choices=tuple(AUTO_SURFACES), default="auto",
                     help="which end of Z the light enters the embryo at (the target is for 'auto')")
-    ap.add_argument("--parts", default="a,b,c,d")
+    ap.add_argument("--parts", default="a,b,c,d",
+                    help="parts to run, comma-separated, e.g. --parts b (c trains networks and takes long)")
     ap.add_argument("--no-true-map", action="store_true", help="(c) without the diagnostic training on the true map")
     ap.add_argument("--figure", default=None, help="save the XZ figure of the spheroid here (PNG)")
     ap.add_argument("--json", default=None)

@@ -165,13 +165,15 @@ def contrast_vs_model(st, z, deg, n_ref=None):
     return z, data, model
 
 
-def _huber_fit(A, y, n_iter=10):
-    coef = np.linalg.lstsq(A, y, rcond=None)[0]
-    w = np.ones_like(y)
+def _huber_fit(A, y, n_iter=10, weights=None):
+    """Robust (Huber) least squares; ``weights`` (default 1) multiply the Huber weights of the points."""
+    w0 = np.ones_like(y) if weights is None else np.asarray(weights, float)
+    coef = np.linalg.lstsq(A * np.sqrt(w0)[:, None], y * np.sqrt(w0), rcond=None)[0]
+    w = w0
     for _ in range(n_iter):
         r = y - A @ coef
         s = 1.4826 * np.median(np.abs(r - np.median(r))) + 1e-12
-        w = np.where(np.abs(r) <= 1.5 * s, 1.0, 1.5 * s / np.maximum(np.abs(r), 1e-300))
+        w = w0 * np.where(np.abs(r) <= 1.5 * s, 1.0, 1.5 * s / np.maximum(np.abs(r), 1e-300))
         coef = np.linalg.lstsq(A * np.sqrt(w)[:, None], y * np.sqrt(w), rcond=None)[0]
     r = (y - A @ coef) * np.sqrt(w)
     dof = max(len(y) - A.shape[1], 1)
@@ -180,7 +182,7 @@ def _huber_fit(A, y, n_iter=10):
     return coef, cov
 
 
-def fit_attenuation(profiles, default, oof_weight=None):
+def fit_attenuation(profiles, default, oof_weight=None, weights=None):
     """Fit ``mean(z) - offset = c_i exp(-z / L) (1 + w(z))`` over per-stack depth profiles.
 
     Parameters
@@ -191,6 +193,10 @@ def fit_attenuation(profiles, default, oof_weight=None):
         Attenuation length to fall back to.
     oof_weight : callable or None
         ``w(z)`` of an out-of-focus term to divide out (None: point-scanning).
+    weights : list of 1D arrays or None
+        One weight per point of each profile, multiplying the robust fit's own (e.g. its number
+        of voxels: the depth bins of a curved sample hold very different volumes of tissue);
+        None: every slice alike.
 
     Returns
     -------
@@ -198,11 +204,11 @@ def fit_attenuation(profiles, default, oof_weight=None):
         ``value``, ``se``, ``estimated`` (bool), ``reason``, ``z`` and ``mean`` (used points),
         ``fit`` (model at those depths).
     """
-    return _fit_attenuation(profiles, default, oof_weight)
+    return _fit_attenuation(profiles, default, oof_weight, weights)
 
 
-def _fit_attenuation(profiles, default, oof_weight):
-    zs, ys, ids = [], [], []
+def _fit_attenuation(profiles, default, oof_weight, weights=None):
+    zs, ys, ids, ws = [], [], [], []
     for i, (z, m) in enumerate(profiles):
         z, m = np.asarray(z, float), np.asarray(m, float)
         if oof_weight is not None:
@@ -211,7 +217,8 @@ def _fit_attenuation(profiles, default, oof_weight):
         zs.append(z[good])
         ys.append(np.log(m[good]))
         ids.append(np.full(good.sum(), i))
-    z, y, ids = np.concatenate(zs), np.concatenate(ys), np.concatenate(ids)
+        ws.append(np.ones(good.sum()) if weights is None else np.asarray(weights[i], float)[good])
+    z, y, ids, ws = np.concatenate(zs), np.concatenate(ys), np.concatenate(ids), np.concatenate(ws)
     out = {"value": default, "se": None, "estimated": False, "z": z.tolist(), "mean": np.exp(y).tolist(), "fit": None,
            "rss": None}
     if sum(len(p[0]) for p in profiles) > len(z):  # a slice fell below the offset: this offset is too high
@@ -222,7 +229,7 @@ def _fit_attenuation(profiles, default, oof_weight):
         out["reason"] = f"too few slices above the dark level ({len(z)}; need >= 4 in a stack with Z)"
         return out
     A = np.concatenate([z[:, None], (ids[:, None] == np.arange(n_stacks)[None]).astype(float)], 1)
-    coef, cov = _huber_fit(A, y)
+    coef, cov = _huber_fit(A, y, weights=None if weights is None else ws)
     slope, se = float(coef[0]), float(np.sqrt(max(cov[0, 0], 0.0)))
     r = y - A @ coef
     out["rss"] = float(np.sum(np.minimum(r**2, (3 * 1.4826 * np.median(np.abs(r)) + 1e-12) ** 2)))
@@ -230,6 +237,14 @@ def _fit_attenuation(profiles, default, oof_weight):
     if oof_weight is not None:
         out["mean"] = (np.exp(y) * (1 + oof_weight(z))).tolist()
     out["slope"], out["slope_se"] = slope, se
+    return decide_attenuation(out, default)
+
+
+def decide_attenuation(out, default):
+    """Set ``value``, ``se``, ``estimated`` and ``reason`` of a fit from its ``slope`` and ``slope_se``
+    (per um): a slope within two standard errors of zero, or rising, keeps ``default``."""
+    slope, se, z = out["slope"], out["slope_se"], np.asarray(out["z"], float)
+    out.update(value=default, se=None, estimated=False)
     if slope > 2 * se:
         out["reason"] = (f"intensity rises with depth (slope {slope:.3g} +- {se:.2g} /um); "
                          "check `surface` (which end of Z is the tissue surface)")
