@@ -295,3 +295,16 @@ def test_blockwise_bad_chosen(cli_model, tmp_path, chosen, n_iter, match):
     model = DeepContrast(None, "m", basedir=str(tmp / "models"))
     with pytest.raises(ValueError, match=match):
         model.predict_blockwise(raw, "ZYX", tmp_path / "o.zarr", chosen=chosen, n_iter=n_iter)
+
+
+def test_nothing_measurable_returns_the_raw():
+    """A forward model without depth-dependent blur or haze: every depth explains the raw alike, so the choice would
+    follow noise; the raw is returned and the report says why."""
+    flat = DeepTissueDegradation(photons=50, blur_rate=0.0, scattering_length=None)
+    raw, _ = synthetic_tissue((NZ, N, N), rng=3, degradation=flat)
+    sharp = [raw + k * (raw - ndi.gaussian_filter(raw, (0, 1, 1))) for k in (1, 2)]  # iterates that changed
+    out, rep = FakeModel(sharp).predict_adaptive(raw, "ZYX", max_iter=2, degradation=flat, voxel_size=VS)
+    assert not rep.consistency.measurable
+    np.testing.assert_array_equal(rep.chosen, 0.0)
+    np.testing.assert_allclose(out, raw, rtol=1e-6)
+    assert any("not measurable" in n and "raw is returned" in n for n in rep.notes)

@@ -164,6 +164,12 @@ def restore_adaptive(raw, iterates, axes, degradation, *, voxel_size=None, surfa
                              depth=depth)
     chosen, per_plane = choose_iterations(cons.restored_depth, cons.chi2, cons.plane_depth, chi2_tol=chi2_tol,
                                           depth_margin=depth_margin, smooth=smooth if "Z" in cons.inputs["axes"] else 0)
+    notes = []
+    if not cons.measurable:  # every depth explains the raw alike: the choice would follow noise
+        chosen, per_plane = np.zeros_like(chosen), np.zeros_like(per_plane)
+        notes.append("restored depth is not measurable with this forward model (no depth-dependent blur or haze to "
+                     "undo): the data support no restoration, so the raw is returned (predict_iterative gives the "
+                     "iterates)")
     axes = cons.inputs["axes"]
     restored = blend_iterates(raw, iterates, chosen if "Z" in axes else chosen[0], axes)
     d = np.concatenate([np.zeros((1, len(chosen))), cons.restored_depth])
@@ -171,7 +177,6 @@ def restore_adaptive(raw, iterates, axes, degradation, *, voxel_size=None, surfa
     t = chosen - k
     cols = np.arange(len(chosen))
     rd_chosen = (1 - t) * d[k, cols] + t * d[np.minimum(k + 1, len(d) - 1), cols]
-    notes = []
     if np.all(cons.restored_depth < 1.0):
         notes.append("no iterate restored any depth (restored depth about 0 um everywhere): no restoration happened")
     report = AdaptiveReport(chosen=chosen, per_plane=per_plane, limit=cons.plane_depth + depth_margin,
