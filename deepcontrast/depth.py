@@ -5,6 +5,8 @@ The forward model (:class:`deepcontrast.DeepTissueDegradation`) takes a depth pe
 spheroids, larvae, cut organ pieces) the light reaching a voxel has crossed tissue whose
 thickness depends on Y and X, not on Z alone.
 """
+import logging
+
 import numpy as np
 from scipy import ndimage
 
@@ -30,6 +32,10 @@ SURFACE_SMOOTH = 2.0
 #: fraction of the Y, X columns whose tissue begins at the surface end of Z above which the
 #: sample counts as filling the field (flat surface: exactly the slice depths)
 FILLS_FIELD = 0.99
+#: warn when the surface-end slice is tissue in at least this share of the columns that hold tissue
+CUT_WARNING = 0.25
+
+log = logging.getLogger(__name__)
 
 
 def surface_depth(stack, axes, *, voxel_size=None, surface="first", mask=None, smooth=None):
@@ -45,7 +51,10 @@ def surface_depth(stack, axes, *, voxel_size=None, surface="first", mask=None, s
     the tissue the depth is 0. Where the sample fills the field (a given mask that is all
     tissue, or tissue found at the surface end of at least 99% of the columns) the surface is
     flat and the depths are exactly today's slice depths
-    (:func:`deepcontrast.degradation.slice_depths` with ``depth=0``) in every voxel.
+    (:func:`deepcontrast.degradation.slice_depths` with ``depth=0``) in every voxel. Where
+    the surface-end slice cuts through the tissue without filling the field (tissue there in
+    at least 25% of the tissue's columns, e.g. the lower half of an embryo) a warning says that
+    depths there are measured from that slice, so too shallow.
 
     Parameters
     ----------
@@ -115,7 +124,15 @@ def surface_depth(stack, axes, *, voxel_size=None, surface="first", mask=None, s
     deep = None
     if mask is None:
         tissue, deep = _find_tissue(vol, vs)
-        fills = np.count_nonzero(tissue[0 if surface == "first" else -1]) >= FILLS_FIELD * tissue[0].size
+        end = np.count_nonzero(tissue[0 if surface == "first" else -1])
+        fills = end >= FILLS_FIELD * tissue[0].size
+        cut = end / max(1, np.count_nonzero(tissue.any(axis=0)))
+        if not fills and cut >= CUT_WARNING:
+            log.warning(
+                "the stack's %s slice cuts through the tissue in %.0f%% of the columns that hold tissue: there the "
+                "real surface lies outside the stack and depths are measured from that slice, so they are too "
+                "shallow. Image from outside the sample, give the depth of that slice (depth=), or pass a depth "
+                "map of your own", surface, 100 * cut)
         if fills:
             tissue[:] = True
             deep = None

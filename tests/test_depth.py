@@ -251,3 +251,18 @@ def test_spheroid_depth_is_its_closed_form_and_rendered():
 def test_spheroid_needs_a_3d_shape():
     with pytest.raises(ValueError, match=r"shape must be \(Z, Y, X\) for a spheroid"):
         synthetic_spheroid((64, 64))
+
+
+def test_a_stack_that_cuts_through_the_tissue_is_named(caplog):
+    # the lower half of a ball: its first slice is tissue in a disk of most of the ball's columns,
+    # so the depths there are measured from the slice and too shallow; a ball seen whole is not named
+    z, y, x = np.mgrid[:24, :48, :48]
+    ball = ((z - 4) * VS[0] / 0.5) ** 2 + (y - 24) ** 2 + (x - 24) ** 2 <= 20 ** 2
+    with caplog.at_level("WARNING", logger="deepcontrast.depth"):
+        surface_depth(ball.astype(np.float32), "ZYX", voxel_size=VS)
+    assert any("cuts through the tissue" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    whole = ((z - 12) * VS[0] / 0.5) ** 2 + (y - 24) ** 2 + (x - 24) ** 2 <= 20 ** 2
+    with caplog.at_level("WARNING", logger="deepcontrast.depth"):
+        surface_depth(whole.astype(np.float32), "ZYX", voxel_size=VS)
+    assert not any("cuts through the tissue" in r.getMessage() for r in caplog.records)
