@@ -258,7 +258,7 @@ def test_consistency_does_not_import_tensorflow():
 @pytest.mark.parametrize("deg", [DEG, DeepTissueDegradation(photons=50, background=0.1, out_of_focus=0.5)])
 def test_search_pushes_exactly_as_the_forward_model(deg):
     """The search transforms each iterate once for all grid depths; the push must equal the forward model's."""
-    from deepcontrast.consistency.check import _Search
+    from deepcontrast.consistency.search import _Search
 
     _, clean = synthetic_tissue((10, 48, 64), rng=1, degradation=deg)
     z = 2.0 * np.arange(10) + 3.0
