@@ -61,15 +61,21 @@ def test_planes_of_empty_medium_say_what_to_do():
 def test_model_uses_per_slice_normalization_when_configured(tmp_path):
     # planes differing only by a factor: with per-plane normalization a 2D net sees identical
     # inputs, so the restored planes differ by exactly that factor
+    # (float32 and seeded weights: in bfloat16 the rounding of two inputs equal to ~1e-7 reached
+    # 2% of some pixels and the test failed for one draw of weights in eight; the flux kept per
+    # plane makes the median ratio 7 either way, so the test compares every pixel)
+    import keras
+
     plane = np.random.default_rng(2).random((32, 32)).astype(np.float32)
     stack = np.stack([plane, 7 * plane])
+    keras.utils.set_random_seed(0)
     for per_plane in (True, False):
-        cfg = Config("YX", unet_n_depth=1, unet_n_first=4, normalize_per_slice=per_plane, train_tensorboard=False)
+        cfg = Config("YX", unet_n_depth=1, unet_n_first=4, normalize_per_slice=per_plane, train_tensorboard=False,
+                     precision="float32")
         model = DeepContrast(cfg, f"m{per_plane}", basedir=tmp_path)
         out = model.predict(stack, "ZYX")
-        ratio = out[1] / np.where(np.abs(out[0]) > 1e-3, out[0], np.nan)
-        close = np.allclose(np.nanmedian(ratio), 7, rtol=1e-3) and np.nanstd(ratio) < 1e-2
-        assert close == per_plane
+        deviation = np.abs(out[1] - 7 * out[0]).max() / (7 * np.abs(out[0]).max())
+        assert (deviation < 1e-5) == per_plane, deviation  # measured 1e-7 per plane, 3e-3..1.5e-2 stack-wide
     import json
 
     assert json.loads((tmp_path / "mTrue" / "deepcontrast.json").read_text())["normalize_per_slice"] is True
