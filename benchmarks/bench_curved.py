@@ -14,14 +14,15 @@ away from the defaults, at 50 photons):
 (c) training with per-voxel depth (``surface='auto'``, the map found from the data) against
     training with a flat surface (``surface='first'``), same recipe otherwise: the README's 3D
     route (``degradation='auto'``, extra depth 10-40 um, 4 degraded copies, 8x64x64 patches,
-    128 per copy, 15 x 30 steps of batch 4) or its per-plane route (``--route per-plane``; it
-    stops on the spheroid, whose first planes are empty medium: CSBDeep's patch filter finds
-    nothing there, and without the filter each near-empty plane, normalized on its own, is blown
-    up to ~1e18 and the training diverges);
+    128 per copy, 15 x 30 steps of batch 4) or its per-plane route (``--route per-plane``; its
+    planes of empty medium and pairs of a few stray photons give no pairs, see ``per_slice``
+    and ``create_patches``);
     PSNR of iteration 1 against the truth over the deepest third of the tissue by true depth
     (the third of the tissue's voxels that lie deepest), difference >= 1 dB, averaged over
     ``--seeds`` (sample and training seed); a third training on the true map (``depth_map=``)
-    is shown as a diagnostic (``--no-true-map`` skips it).
+    is shown as a diagnostic (``--no-true-map`` skips it), and so is what ideal networks trained
+    on each calibration would reach (noise-free: each calibration's blur increment for a push of
+    25 or 40 um, from the depth it was told, undone exactly).
 
 (d) On a real light-sheet stack of a Tribolium embryo (no truth), given as ``--embryo PATH``:
     calibration with ``surface='auto'`` finds depth-dependent loss (an attenuation length
@@ -167,7 +168,7 @@ def part_c(args, basedir, shape):
     for seed in args.seeds:
         observed, clean, depth = synthetic_spheroid(shape, voxel_size=VS, degradation=TRUTH, rng=seed)
         region = deepest_third(depth, depth > 0)
-        res = {"raw": psnr(observed[region], clean[region])}
+        res, degs = {"raw": psnr(observed[region], clean[region])}, {}
         for surface in ("auto", "first", "true"):
             if surface == "true" and args.no_true_map:
                 continue
@@ -175,6 +176,7 @@ def part_c(args, basedir, shape):
                                              args.budget, basedir, VS, depth if surface == "true" else None)
             its = model.predict_iterative(observed, "ZYX", 2)
             deg = (settings.get("degradation") or {})
+            degs[surface] = deg
             res[surface] = [psnr(x[region], clean[region]) for x in its]
             print(f"    seed {seed}, surface {surface!r}: {model.precision}, training {train_s:.0f} s; calibrated "
                   f"attenuation {deg.get('attenuation_length'):.1f}, blur_rate {deg.get('blur_rate')}; deepest third "
@@ -183,6 +185,8 @@ def part_c(args, basedir, shape):
             if seed == args.seeds[0] and surface != "true":
                 figure = (figure or {}) | {surface: its[0]}
         gains.append(res["auto"][0] - res["first"][0])
+        res["ideal"] = {surface: ideal_iteration(clean, depth, observed, surface, degs[surface], region)
+                        for surface in ("auto", "first")}
         per_seed.append(res)
     gain = float(np.mean(gains))
     row("c", f"training with the map ('auto') beats a flat surface ('first'), {args.route} route: deepest-third "
@@ -192,12 +196,47 @@ def part_c(args, basedir, shape):
         f"{np.mean([r['first'][0] for r in per_seed]):.2f} dB; iteration 2: map "
         f"{np.mean([r['auto'][1] for r in per_seed]):.2f}, flat {np.mean([r['first'][1] for r in per_seed]):.2f})",
         gain >= 1.0)
+    for D in IDEAL_PUSHES:
+        ideal = {k: np.mean([r["ideal"][k][D][1] for r in per_seed]) for k in ("auto", "first")}
+        restored = {k: np.mean([r["ideal"][k][D][0] for r in per_seed]) for k in ("auto", "first")}
+        row("c", f"diagnostic: ideal networks (noise-free, each calibration's push of {D} um undone exactly, "
+            "blur only), deepest-third PSNR map vs flat (no target)",
+            f"{ideal['auto'] - ideal['first']:+.2f} dB (map {ideal['auto']:.2f}, restores {restored['auto']:.0f} um; "
+            f"flat {ideal['first']:.2f}, restores {restored['first']:.0f} um; noise-free raw "
+            f"{np.mean([r['ideal']['auto'][0][1] for r in per_seed]):.2f})", None)
     if not args.no_true_map:
         true_gain = [r["true"][0] - r["first"][0] for r in per_seed]
         row("c", "diagnostic: training with the TRUE depth map (depth_map=) vs flat, same recipe (no target)",
             f"{np.mean(true_gain):+.2f} dB (map {np.mean([r['true'][0] for r in per_seed]):.2f}, iteration 2 "
             f"{np.mean([r['true'][1] for r in per_seed]):.2f})", None)
     return figure
+
+
+#: pushes (um) of the ideal-network diagnostic of (c): the middle and the top of the extra depth 10-40 um
+IDEAL_PUSHES = (25, 40)
+
+
+def ideal_iteration(clean, depth, observed, surface, deg, region):
+    """What an ideal network trained with ``surface`` would restore: {push: (median um restored, PSNR)}.
+
+    An ideal network undoes exactly the blur its training pairs added: the calibrated model's
+    ballistic-blur increment from the depth it was told (the map found in the data, or the slice
+    depths) to that depth plus the push. Taken off the blur variance the truth's model put at
+    each voxel's true depth, it leaves an effective depth; the noise-free render of the truth
+    at that depth (no attenuation, no noise, the truth's blur and halo) is what the ideal
+    network's iteration 1 looks like. ``0`` holds the noise-free render at the true depth.
+    """
+    told = (surface_depth(observed, "ZYX", voxel_size=VS, surface="first") if surface == "auto" else
+            np.broadcast_to((np.arange(clean.shape[0]) * VS[0])[:, None, None], clean.shape))
+    quiet = TRUTH.replace(photons=None, attenuation_length=None)
+    out = {0: (0.0, psnr(quiet.render(clean, "ZYX", depth=depth, voxel_size=VS)[region], clean[region]))}
+    b, bt = float(deg.get("blur_rate") or 0.0), TRUTH.blur_rate
+    for D in IDEAL_PUSHES:
+        left = (bt * depth) ** 2 - b ** 2 * ((told + D) ** 2 - told ** 2)
+        eff = np.where(depth > 0, np.sqrt(np.maximum(left, 0)) / bt, 0).astype(np.float32)
+        img = quiet.render(clean, "ZYX", depth=eff, voxel_size=VS)
+        out[D] = (float(np.median((depth - eff)[region])), psnr(img[region], clean[region]))
+    return out
 
 
 # --------------------------------------------------------------------------- (d)
@@ -279,8 +318,12 @@ def main():
                     help="parts to run, comma-separated, e.g. --parts b (c trains networks and takes long)")
     ap.add_argument("--no-true-map", action="store_true", help="(c) without the diagnostic training on the true map")
     ap.add_argument("--figure", default=None, help="save the XZ figure of the spheroid here (PNG)")
+    ap.add_argument("--photons", type=float, default=50.0,
+                    help="photons of the spheroid's render (default 50, the targets'; a diagnostic of what noise costs)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
+    global TRUTH
+    TRUTH = TRUTH.replace(photons=args.photons)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.samples = [int(s) for s in (args.samples or ("0,1" if args.quick else "0,1,2,3,4,5")).split(",")]
     args.budget = (6, 10) if args.quick else (15, 30)
@@ -288,7 +331,7 @@ def main():
     logging.basicConfig(level=logging.WARNING)
     shape = (32, 128, 128) if args.quick else (48, 192, 192)
     t0 = time.time()
-    print(f"spheroid {shape}, voxel {VS} um; samples {args.samples}, training seeds {args.seeds}", flush=True)
+    print(f"spheroid {shape}, voxel {VS} um, {TRUTH.photons:g} photons; samples {args.samples}, training seeds {args.seeds}", flush=True)
     samples = [synthetic_spheroid(shape, voxel_size=VS, degradation=TRUTH, rng=s) for s in args.samples]
     restored = None
     with tempfile.TemporaryDirectory() as basedir:

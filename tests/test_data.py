@@ -345,3 +345,34 @@ def test_microscope_needs_degradation_auto():
     obs, _ = synthetic_tissue((8, 48, 48), rng=0)
     with pytest.raises(ValueError, match="degradation='auto'"):
         DegradedRawData.from_arrays([obs], "ZYX", DeepTissueDegradation(photons=50), 20, microscope="widefield")
+
+
+def test_default_normalization_is_csbdeeps_and_leaves_out_pairs_it_cannot_normalize(stack, caplog):
+    import logging
+
+    from csbdeep.data import norm_percentiles, sample_percentiles
+
+    # ordinary images: exactly CSBDeep's default normalization (same draws, same arithmetic)
+    def pairs(**kw):
+        rd = DegradedRawData.from_arrays([stack], "ZYX", DEG, (10, 40), n_degradations=2, voxel_size=VS, rng=1)
+        return create_patches(rd, (4, 32, 32), 6, verbose=False, rng=3, **kw)
+
+    ours, theirs = pairs(), pairs(normalization=norm_percentiles(sample_percentiles()))
+    np.testing.assert_array_equal(ours[0], theirs[0])
+    np.testing.assert_array_equal(ours[1], theirs[1])
+    # an image of three stray photons (as at the edge of a curved sample): its percentiles up to
+    # 99.9 are all 0, and CSBDeep divides by its eps of 1e-20
+    sparse = np.zeros((64, 64), np.float32)
+    sparse[[5, 30, 50], [7, 31, 44]] = 5.0
+    ordinary = stack[len(stack) // 2]
+    rd = DegradedRawData.from_arrays([ordinary, sparse], "YX", DeepTissueDegradation(photons=None), 10.0,
+                                     voxel_size=VS[1:])
+    _, Yc, _ = create_patches(rd, (16, 16), 4, verbose=False, rng=0, normalization=norm_percentiles())
+    assert np.abs(Yc).max() > 1e15  # what the training would have diverged on
+    with caplog.at_level(logging.INFO, logger="deepcontrast.data.patches"):
+        X, Y, _ = create_patches(rd, (16, 16), 4, verbose=False, rng=0)
+    assert len(X) == len(Y) == 4 and "4 of 8 pairs left out" in caplog.text
+    assert np.isfinite(X).all() and np.abs(Y).max() < 10
+    with pytest.raises(ValueError, match="no training pair could be normalized"):
+        create_patches(DegradedRawData.from_arrays(sparse, "YX", DeepTissueDegradation(photons=None), 10.0),
+                       (16, 16), 4, verbose=False, rng=0)

@@ -44,18 +44,38 @@ def test_per_slice_errors():
         per_slice(rd)
 
 
-def test_planes_of_empty_medium_say_what_to_do():
+def test_planes_of_empty_medium_give_no_pairs(tmp_path, caplog):
     # the first two planes are empty medium (as above a spheroid): CSBDeep's default patch_filter
-    # finds no region in them; cropped off, every plane gives its patches
+    # finds no region in them, and normalized on their own they are all zeros. per_slice leaves
+    # them out: the pairs are exactly those of the planes with structure, of every copy
+    import logging
+
+    from deepcontrast.data.planes import empty_planes
+
     stack = np.zeros((4, 64, 64), np.float32)
     stack[2:] = np.random.default_rng(0).random((2, 64, 64))
-    raw = DegradedRawData.from_arrays(stack, "ZYX", DeepTissueDegradation(photons=None), 20.0, voxel_size=(2, .5, .5))
-    with pytest.raises(ValueError, match="no structure .* crop such planes off"):
-        create_patches(per_slice(raw), (32, 32), 2, verbose=False, rng=0)
-    cropped = DegradedRawData.from_arrays(stack[2:], "ZYX", DeepTissueDegradation(photons=None), 20.0,
-                                          voxel_size=(2, .5, .5))
-    X, _, _ = create_patches(per_slice(cropped), (32, 32), 2, verbose=False, rng=0)
-    assert len(X) == 2 * 2
+    stack[1, 3, 5] = 7.0  # a stray photon: the plane's percentiles are still equal
+    assert empty_planes(stack, "ZYX") == [0, 1]
+    raw = DegradedRawData.from_arrays(stack, "ZYX", DeepTissueDegradation(photons=None), 20.0, n_degradations=2,
+                                      voxel_size=(2, .5, .5), rng=0)
+    whole = [(x, y) for x, y, _, _ in raw.generator()]
+    with caplog.at_level(logging.INFO, logger="deepcontrast.data.planes"):
+        planes = per_slice(raw)
+    assert "2 of 4 planes hold no structure" in caplog.text and "Z image 0: 0-1" in caplog.text
+    pairs = list(planes.generator())
+    assert planes.size == len(pairs) == 2 * 2
+    for n, (x, y, axes, _) in enumerate(pairs):
+        np.testing.assert_array_equal(x, whole[n // 2][0][2 + n % 2])
+        np.testing.assert_array_equal(y, whole[n // 2][1][2 + n % 2])
+    X, Y, _ = create_patches(planes, (32, 32), 2, verbose=False, rng=0)
+    assert len(X) == 2 * 2 * 2 and np.isfinite(X).all() and float(np.abs(X).max()) < 100
+
+
+def test_stacks_without_structure_are_named():
+    raw = DegradedRawData.from_arrays(np.zeros((3, 32, 32), np.float32), "ZYX", DeepTissueDegradation(photons=None),
+                                      20.0)
+    with pytest.raises(ValueError, match="no plane of the images holds structure"):
+        per_slice(raw)
 
 
 def test_model_uses_per_slice_normalization_when_configured(tmp_path):

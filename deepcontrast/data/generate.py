@@ -57,6 +57,8 @@ class DegradedRawData(RawData):
         The images (file paths, or ``'image <i>'`` for arrays).
     shapes : list of tuple
         Their shapes, known before any pixel is read (from the TIFF headers).
+    loaders : list of callable
+        One function per image that reads it (a file is read anew at each call).
     """
 
     @classmethod
@@ -287,6 +289,7 @@ class DegradedRawData(RawData):
         self.degradation = deg
         self.names = [name for name, _, _ in loaders]
         self.shapes = [tuple(shape) for _, _, shape in loaders]
+        self.loaders = [load for _, load, _ in loaders]  # per_slice reads them to find planes without structure
         self.settings = {
             "degradation": deg.to_dict(),
             "extra_depth": [lo, hi],

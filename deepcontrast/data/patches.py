@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 from csbdeep.data import create_patches as _csbdeep_create_patches
 from csbdeep.io import save_training_data
-from csbdeep.utils import axes_check_and_normalize
+from csbdeep.utils import axes_check_and_normalize, normalize_mi_ma
 
 from ..internals.files import atomic_write
 from .settings import save_settings, settings_path
@@ -24,6 +24,12 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
 
     * for a :class:`DegradedRawData`, the patch size is checked against every image before any
       patch is extracted;
+    * without a ``normalization`` argument, the patches are normalized as CSBDeep's default
+      does (percentiles of the whole image, low drawn from 1-3 and high from 99.5-99.9 for
+      each patch, the same draws), except that a pair whose image has no intensity range
+      at its drawn percentiles (equal: a plane of a few stray photons at most, as at the edge
+      of a curved sample) is left out; CSBDeep divides by 1e-20 there and blows the patch up
+      to ~1e18, which makes the training diverge. A log message says how many were left out;
     * ``save_file`` is written atomically (temp file, then rename: nothing half-written), and
       ``raw_data.settings`` goes to :func:`settings_path` ``(save_file)``, e.g.
       ``data/my_training_data.settings.json``, so training can store it with the model
@@ -85,6 +91,9 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
         npz = Path(save_file).with_suffix(".npz")
         if npz.exists() and not overwrite:
             raise FileExistsError(f"training data file {npz} exists; pass overwrite=True or choose another save_file")
+    guarded = "normalization" not in kwargs
+    if guarded:
+        kwargs["normalization"] = _percentiles_or_nan
     with _csbdeep_random_state(rng):
         try:
             X, Y, axes = _csbdeep_create_patches(raw_data, patch_size, n_patches_per_image, save_file=None, **kwargs)
@@ -92,10 +101,12 @@ def create_patches(raw_data, patch_size, n_patches_per_image, *, save_file=None,
             if "didn't return any region" not in str(e):
                 raise
             raise ValueError(
-                "an image (with per_slice: a plane) holds no structure that CSBDeep's patch_filter accepts, e.g. a "
-                "plane of empty medium above a curved sample (a spheroid's or embryo's first planes); crop such "
-                "planes off the stacks, or train a 3D network on 3D patches (patch_filter=None is no fix: each "
-                "plane is normalized on its own, and a plane of a few photons is blown up to ~1e18)") from e
+                "an image holds no structure that CSBDeep's patch_filter accepts (e.g. a blank image, or a "
+                "sub-volume of empty medium beside a curved sample); leave such images out, or lower the filter's "
+                "threshold (patch_filter=csbdeep.data.no_background_patches(threshold=...)); per_slice already "
+                "leaves out planes without structure") from e
+    if guarded:
+        X, Y = _drop_unnormalizable(X, Y)
     if npz is not None:
         atomic_write(npz, lambda tmp: save_training_data(tmp, X, Y, axes))
         settings = getattr(raw_data, "settings", None)
@@ -138,6 +149,44 @@ def _check_patch_size(raw_data, patch_size, patch_axes):
                     f"patch_size {patch_size} is larger than {name} of shape {shape} along {a} ({p} > {n}); "
                     f"use a patch size that fits every image, e.g. {fit}"
                 )
+
+
+#: CSBDeep's default ranges of the low and high percentiles drawn for each patch
+PERCENTILE_RANGES = ((1, 3), (99.5, 99.9))
+
+
+def _percentiles_or_nan(patches_x, patches_y, x, y, mask, channel):
+    """CSBDeep's default normalization (same draws, same arithmetic); NaN for patches it cannot normalize.
+
+    A patch whose image has equal drawn percentiles (no intensity range there) would be divided
+    by CSBDeep's eps of 1e-20; it is set to NaN instead and :func:`_drop_unnormalizable` leaves
+    the pair out.
+    """
+    (lo0, lo1), (hi0, hi1) = PERCENTILE_RANGES
+    pmins, pmaxs = zip(*((np.random.uniform(lo0, lo1), np.random.uniform(hi0, hi1)) for _ in patches_x))
+    axis = None if channel is None else tuple(d for d in range(x.ndim) if d != channel)
+    out = []
+    for patches, img in ((patches_x, x), (patches_y, y)):
+        mi = np.percentile(img, pmins, axis=axis, keepdims=True)
+        ma = np.percentile(img, pmaxs, axis=axis, keepdims=True)
+        norm = normalize_mi_ma(patches, mi, ma)
+        flat = (ma <= mi).reshape(len(patches), -1).any(axis=1)
+        norm[flat] = np.nan
+        out.append(norm)
+    return tuple(out)
+
+
+def _drop_unnormalizable(X, Y):
+    """Leave out the pairs :func:`_percentiles_or_nan` marked (NaN); a log message says how many."""
+    keep = ~(np.isnan(X).reshape(len(X), -1).any(axis=1) | np.isnan(Y).reshape(len(Y), -1).any(axis=1))
+    if keep.all():
+        return X, Y
+    if not keep.any():
+        raise ValueError("no training pair could be normalized: every image has equal low and high percentiles (no "
+                         "intensity range, a few stray photons at most); nothing to train on")
+    log.info("create_patches: %d of %d pairs left out: their image has no intensity range at the drawn percentiles "
+             "(a few stray photons at most, e.g. at the edge of a curved sample)", int((~keep).sum()), len(X))
+    return X[keep], Y[keep]
 
 
 @contextlib.contextmanager
