@@ -304,7 +304,7 @@ def test_nan_image_named_when_generated(folder):
         list(rd.generator())
 
 
-def test_create_patches_rng_reproducible_and_restores_global_state(stack):
+def test_create_patches_rng_reproducible_and_leaves_global_state_alone(stack):
     rd = DegradedRawData.from_arrays([stack], "ZYX", DEG, (10, 40), voxel_size=VS, rng=0)
     np.random.seed(123)
     expected_next = np.random.random()
@@ -312,7 +312,9 @@ def test_create_patches_rng_reproducible_and_restores_global_state(stack):
     X1, _, _ = create_patches(rd, (4, 16, 16), 6, rng=5, verbose=False)
     assert np.random.random() == expected_next
     X2, _, _ = create_patches(rd, (4, 16, 16), 6, rng=5, verbose=False)
+    X3, _, _ = create_patches(rd, (4, 16, 16), 6, rng=6, verbose=False)
     np.testing.assert_array_equal(X1, X2)
+    assert not np.array_equal(X1, X3)
 
 
 def test_save_settings_round_trip(tmp_path):
@@ -347,19 +349,54 @@ def test_microscope_needs_degradation_auto():
         DegradedRawData.from_arrays([obs], "ZYX", DeepTissueDegradation(photons=50), 20, microscope="widefield")
 
 
-def test_default_normalization_is_csbdeeps_and_leaves_out_pairs_it_cannot_normalize(stack, caplog):
+def _pairs_of(*pairs, axes="YX"):
+    """A RawData of given (input, target) arrays."""
+    return RawData(lambda: ((x, y, axes, None) for x, y in pairs), len(pairs), "given pairs")
+
+
+def test_patches_are_the_same_window_of_input_and_target_where_the_filter_allows():
+    # values that name their position: each patch's first value says where it was cut
+    y = np.arange(40 * 50, dtype=np.float32).reshape(40, 50)
+    X, Y, axes = create_patches(_pairs_of((-y, y)), (8, 10), 200, normalization=None, verbose=False, rng=0)
+    assert axes == "SCYX" and X.shape == (200, 1, 8, 10)
+    np.testing.assert_array_equal(X, -Y)
+    r, c = np.divmod(Y[:, 0, 0, 0].astype(int), 50)
+    for k in range(len(Y)):
+        np.testing.assert_array_equal(Y[k, 0], y[r[k]:r[k] + 8, c[k]:c[k] + 10])
+    assert r.max() <= 32 and c.max() <= 40 and len(set(zip(r, c))) > 150  # every window inside, spread out
+
+    def one_centre(datas, patch_size):  # allows a single centre: every patch is the window around it
+        allowed = np.zeros(datas[0].shape, bool)
+        allowed[20, 30] = True
+        return allowed
+
+    _, Y1, _ = create_patches(_pairs_of((y, y)), (8, 10), 5, normalization=None, patch_filter=one_centre,
+                              verbose=False, rng=0)
+    for k in range(5):
+        np.testing.assert_array_equal(Y1[k, 0], y[16:24, 25:35])
+
+
+def test_default_normalization_draws_csbdeeps_percentiles():
+    # a ramp 0..n has its percentile p at p / 100 * n; with the whole image as the patch, each
+    # normalized copy gives back the low and high percentile it was normalized with. The input,
+    # an affine copy of the target normalized with the same draws, comes out equal to it
+    y = np.arange(32 * 32, dtype=np.float64).reshape(32, 32)
+    n = y.size - 1
+    X, Y, _ = create_patches(_pairs_of((3 * y + 7, y)), (32, 32), 60, verbose=False, rng=1)
+    np.testing.assert_allclose(X, Y, rtol=1e-4, atol=1e-4)
+    Y = Y[:, 0].astype(np.float64)
+    span = (y[-1, -1] - y[0, 0]) / (Y[:, -1, -1] - Y[:, 0, 0])  # high - low
+    low = -Y[:, 0, 0] * span
+    p_low, p_high = 100 * low / n, 100 * (low + span) / n
+    assert 1 - 1e-3 < p_low.min() and p_low.max() < 3 + 1e-3 and p_low.std() > 0.3
+    assert 99.5 - 1e-3 < p_high.min() and p_high.max() < 99.9 + 1e-3 and p_high.std() > 0.05
+
+
+def test_pairs_that_cannot_be_normalized_are_left_out(stack, caplog):
     import logging
 
-    from csbdeep.data import norm_percentiles, sample_percentiles
+    from csbdeep.data import norm_percentiles
 
-    # ordinary images: exactly CSBDeep's default normalization (same draws, same arithmetic)
-    def pairs(**kw):
-        rd = DegradedRawData.from_arrays([stack], "ZYX", DEG, (10, 40), n_degradations=2, voxel_size=VS, rng=1)
-        return create_patches(rd, (4, 32, 32), 6, verbose=False, rng=3, **kw)
-
-    ours, theirs = pairs(), pairs(normalization=norm_percentiles(sample_percentiles()))
-    np.testing.assert_array_equal(ours[0], theirs[0])
-    np.testing.assert_array_equal(ours[1], theirs[1])
     # an image of three stray photons (as at the edge of a curved sample): its percentiles up to
     # 99.9 are all 0, and CSBDeep divides by its eps of 1e-20
     sparse = np.zeros((64, 64), np.float32)
