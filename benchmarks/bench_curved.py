@@ -318,6 +318,8 @@ def main():
                     help="parts to run, comma-separated, e.g. --parts b (c trains networks and takes long)")
     ap.add_argument("--no-true-map", action="store_true", help="(c) without the diagnostic training on the true map")
     ap.add_argument("--figure", default=None, help="save the XZ figure of the spheroid here (PNG)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="epochs of 30 steps of each training (default 15, the README's; a diagnostic of training length)")
     ap.add_argument("--photons", type=float, default=50.0,
                     help="photons of the spheroid's render (default 50, the targets'; a diagnostic of what noise costs)")
     ap.add_argument("--json", default=None)
@@ -326,7 +328,7 @@ def main():
     TRUTH = TRUTH.replace(photons=args.photons)
     args.seeds = [int(s) for s in args.seeds.split(",")]
     args.samples = [int(s) for s in (args.samples or ("0,1" if args.quick else "0,1,2,3,4,5")).split(",")]
-    args.budget = (6, 10) if args.quick else (15, 30)
+    args.budget = (6, 10) if args.quick else (args.epochs or 15, 30)
     parts = set(args.parts.split(","))
     logging.basicConfig(level=logging.WARNING)
     shape = (32, 128, 128) if args.quick else (48, 192, 192)
