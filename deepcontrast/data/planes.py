@@ -19,10 +19,10 @@ def per_slice(raw_data, axis="Z"):
     embryo) give no pairs: they have nothing to learn from and no intensity range to be
     normalized on (CSBDeep's patch filter finds no region in them). Each stack is read once
     more, before the pairs, to find them; a log message names how many were left out.
-    :func:`create_patches` then normalizes every plane on its own percentiles, which is what a 2D network applied plane by plane with
-    ``Config(normalize_per_slice=True)`` (:class:`~deepcontrast.models.SlicePercentileNormalizer`)
-    sees at prediction time: deep, attenuated planes are not squeezed into a dim band of a
-    stack-wide intensity range.
+    :func:`create_patches` then normalizes every plane on its own percentiles, which is what a
+    2D network applied plane by plane with ``Config(normalize_per_slice=True)``
+    (:class:`~deepcontrast.models.SlicePercentileNormalizer`) sees at prediction time: deep,
+    attenuated planes are not squeezed into a dim band of a stack-wide intensity range.
 
     Parameters
     ----------
