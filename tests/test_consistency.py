@@ -147,6 +147,24 @@ def test_tilted_depth_map_clean_truth_is_restored_to_each_planes_depth():
     assert np.all((rep.chi2 > 0.85) & (rep.chi2 < 1.15))
 
 
+def test_curved_sample_is_compared_on_its_tissue():
+    # a spheroid in black medium, restored exactly 10 um (the truth rendered 10 um shallower):
+    # compared on its tissue alone, chi2 is 1 and the middle planes read 10 um; the medium
+    # (half of a plane, residual 0) used to pull chi2 to 0.2-0.5
+    from deepcontrast.data import synthetic_spheroid
+
+    deg = DeepTissueDegradation(photons=50, attenuation_length=60.0, blur_rate=0.05)
+    raw, clean, depth = synthetic_spheroid((32, 128, 128), voxel_size=VS, degradation=deg, rng=3)
+    it = deg.replace(photons=None).render(clean, "ZYX", depth=np.maximum(depth - 10, 0), voxel_size=VS)
+    rep = check_consistency(raw, [it], "ZYX", deg, voxel_size=VS, depth=depth)
+    for z in (2, 16, 31):  # a plane's depth: the median over its tissue
+        assert rep.plane_depth[z] == pytest.approx(np.median(depth[z][depth[z] > 0]), rel=1e-5)
+    tissue = rep.plane_depth > 0
+    assert tissue.sum() == 30 and np.all((rep.chi2[0, tissue] > 0.85) & (rep.chi2[0, tissue] < 1.15))
+    middle = (rep.plane_depth > 18) & (rep.plane_depth < 36)
+    assert middle.sum() >= 6 and np.all(np.abs(rep.restored_depth[0, middle] - 10) <= 2.5)
+
+
 def test_noise_free_degradation_takes_the_noise_from_the_raw(sample):
     raw, clean, _, _ = sample
     rep = check_consistency(raw, [clean], "ZYX", DeepTissueDegradation(), voxel_size=VS)

@@ -8,6 +8,7 @@ units of the noise (the discrepancy principle of inverse problems); see the modu
 """
 import logging
 import time
+import warnings
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -70,7 +71,10 @@ def check_consistency(raw, iterates, axes, degradation, *, voxel_size=None, surf
         Which end of Z is the tissue surface.
     depth : float or numpy.ndarray
         Depth (um) of the surface-most plane (of the plane, for 2D images), or one depth per
-        voxel, shaped like ``raw`` (e.g. from :func:`deepcontrast.depth.surface_depth`).
+        voxel, shaped like ``raw`` (e.g. from :func:`deepcontrast.depth.surface_depth`). With a
+        map, a plane holding at least :data:`MIN_TISSUE_PX` tissue voxels (depth > 0) is compared
+        on its tissue alone (the medium around a curved sample has nothing to restore, and its
+        zero residuals would pull chi2 down), and a plane's depth is the median over its tissue.
     max_depth : float or None
         Deepest restored depth tried (um); default the deepest plane's depth + 25 um.
     step : float or None
@@ -116,6 +120,8 @@ def check_consistency(raw, iterates, axes, degradation, *, voxel_size=None, surf
     fwd = deg.replace(photons=None, read_noise=0.0)
 
     w = (1.0 / var).astype(np.float32)
+    if start_map.ndim == 3:  # a curved sample: only its tissue (depth > 0) is compared, not the medium around it
+        w[tissue_planes(start_map)] *= start_map[tissue_planes(start_map)] > 0
     y = raw_zyx.astype(np.float32, copy=False)
     consts = _constants(w, y)
     sub, w_c, y_c = search_crop(w, y, search_size)
@@ -247,10 +253,24 @@ def _depths(depth, raw, axes, order, vs, surface):
                          "the tissue, e.g. from deepcontrast.depth.surface_depth)")
     moved = axes_last(dmap.astype(np.float32), axes, "ZYX")[0]
     moved = moved if "Z" in axes else moved[None]
-    plane = np.median(moved.reshape(len(moved), -1), axis=1).astype(float)
     if np.all(moved == moved[:, :1, :1]):  # one depth per plane: the same as those depths given per plane
+        plane = moved[:, 0, 0].astype(float)
         return plane, plane, "map"
+    # a plane's depth: the median over its tissue (depth > 0), where it has any
+    inside = np.where(moved > 0, moved, np.nan)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # planes without tissue: all NaN, depth 0
+        plane = np.nan_to_num(np.nanmedian(inside.reshape(len(moved), -1), axis=1), nan=0.0).astype(float)
     return np.ascontiguousarray(moved), plane, "map"
+
+
+#: a plane of a curved sample is compared on its tissue alone when it holds at least this many tissue voxels
+MIN_TISSUE_PX = 64
+
+
+def tissue_planes(depth_map):
+    """Planes of a ``(Z, Y, X)`` depth map with at least :data:`MIN_TISSUE_PX` tissue voxels (depth > 0)."""
+    return np.sum((depth_map > 0).reshape(len(depth_map), -1), axis=1) >= MIN_TISSUE_PX
 
 
 def _models(degradation, raw, axes, voxel_size, surface, depth):

@@ -52,8 +52,8 @@ def _psum(a):
 
 
 def _constants(w, y):
-    """Per-plane sums of the weighted raw: (sum w, sum w y, sum w y^2, pixels per plane)."""
-    return _psum(w), _psum(w * y), _psum(w * y * y), np.float64(y[0].size)
+    """Per-plane sums of the weighted raw: (sum w, sum w y, sum w y^2, pixels of weight > 0 per plane)."""
+    return _psum(w), _psum(w * y), _psum(w * y * y), _psum(w > 0)
 
 
 def _fit(pushed, w, y, consts):
@@ -200,7 +200,7 @@ def _chi2(stats, consts, j, t):
     ok = var_p > 1e-12 * np.maximum(spp, 1e-300)
     gain = np.where(ok, cov / np.where(ok, var_p, 1.0), 0.0)
     rss = np.where(ok, var_y - gain * cov, var_y)
-    chi2 = np.maximum(rss, 0.0) / max(n_px - 2, 1)
+    chi2 = np.maximum(rss, 0.0) / np.maximum(n_px - 2, 1)
     return chi2, gain, (swy - gain * sp) / sw
 
 
