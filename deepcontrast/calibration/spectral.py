@@ -127,6 +127,13 @@ def model_transfer(freq, z, deg, axial=None):
                       deg.psf_sigma)
 
 
+#: spectral points whose structure power is below this fraction of the squared mean (white noise
+#: of 0.3% rms contrast; a camera's noise lies above it) are not fitted. Only noise-free data
+#: reach them: on a noise-free ``synthetic_tissue`` render (true blur_rate 0.05) the far tail of
+#: the spectra read blur_rate 0.01 and a scattering length of 10 um (0.04 with 1e-7 as the floor)
+MIN_CONTRAST_POWER = 1e-5
+
+
 def _collect_rows(stats, depths, n_ref):
     """Observed log contrast spectra vs the shallowest slices.
 
@@ -146,7 +153,8 @@ def _collect_rows(stats, depths, n_ref):
         nr = n_ref or max(2, n_z // 8)
         sig = st["significant"][order] if "significant" in st else True  # depth-map tiles: few in a bin
         with np.errstate(divide="ignore", invalid="ignore"):  # rows without light (m = 0) are masked out
-            K = np.where((S > N) & sig & (m > 0)[:, None], S / m[:, None] ** 2, np.nan)
+            K = np.where((S > N) & (S > MIN_CONTRAST_POWER * m[:, None] ** 2) & sig & (m > 0)[:, None],
+                         S / m[:, None] ** 2, np.nan)
         ref_ok = np.all(np.isfinite(K[:nr]), 0)
         if not ref_ok.any():
             continue
