@@ -308,3 +308,21 @@ def test_nothing_measurable_returns_the_raw():
     np.testing.assert_array_equal(rep.chosen, 0.0)
     np.testing.assert_allclose(out, raw, rtol=1e-6)
     assert any("not measurable" in n and "raw is returned" in n for n in rep.notes)
+
+
+def test_curved_sample_restores_each_plane_below_its_tissue_surface():
+    # a spheroid in black medium and ideal iterates (the truth rendered 10, 20, 30 um shallower,
+    # never above a voxel's own surface): every iterate is consistent with the raw and within the
+    # tissue, so every plane takes all three. With the medium in the comparison and in the planes'
+    # depths (most of a plane is medium, depth 0), the surface rule held most planes at ~0
+    from deepcontrast.data import synthetic_spheroid
+    from deepcontrast.models.adaptive import restore_adaptive
+
+    vs = (2.0, 0.5, 0.5)
+    deg = DeepTissueDegradation(photons=50, attenuation_length=60.0, blur_rate=0.05)
+    raw, clean, depth = synthetic_spheroid((32, 128, 128), voxel_size=vs, degradation=deg, rng=3)
+    quiet = deg.replace(photons=None)
+    its = [quiet.render(clean, "ZYX", depth=np.maximum(depth - d, 0), voxel_size=vs) for d in (10, 20, 30)]
+    _, rep = restore_adaptive(raw, its, "ZYX", deg, voxel_size=vs, depth=depth)
+    tissue = rep.consistency.plane_depth > 0
+    assert tissue.sum() == 30 and np.all(rep.chosen[tissue] >= 2.5)
