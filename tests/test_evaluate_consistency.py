@@ -98,6 +98,27 @@ def test_the_check_runs_on_a_bounded_central_crop():
     assert "skipped" in skipped
 
 
+def test_a_curved_sample_is_checked_with_its_depth_map():
+    # a spheroid and its truth rendered 10 um shallower: with the map the check compares each plane
+    # on its tissue (chi2 ~ 1, planes at their tissue's depth), also on a crop of the map
+    from deepcontrast.data import synthetic_spheroid
+
+    deg = DeepTissueDegradation(photons=50, attenuation_length=60.0, blur_rate=0.05)
+    raw, clean, depth = synthetic_spheroid((32, 128, 128), voxel_size=VS, degradation=deg, rng=3)
+    it = deg.replace(photons=None).render(clean, "ZYX", depth=np.maximum(depth - 10, 0), voxel_size=VS)
+    rep = evaluate_iterates(raw, [it], "ZYX", voxel_size=VS, degradation=deg, depth=depth)
+    assert rep["depth"] == "map"
+    cons = rep["consistency"]
+    assert all(0.85 < r["chi2"] < 1.15 for r in cons["table"])
+    assert cons["plane_depth"][20] == pytest.approx(np.median(depth[20][depth[20] > 0]), rel=1e-5)
+    from deepcontrast.evaluate.consistency import consistency_section
+
+    _, sec = consistency_section(raw, [it], "ZYX", deg, voxel_size=VS, depth=depth, max_side=64)
+    inner = depth[20, 32:96, 32:96]
+    assert sec["crop"] == {"Y": [32, 96], "X": [32, 96]}
+    assert sec["plane_depth"][20] == pytest.approx(np.median(inner[inner > 0]), rel=1e-5)
+
+
 def test_suggest_n_iter_known_answers():
     t = [dict(contrast_gain=1, detail_retention=1), dict(contrast_gain=1.5, detail_retention=.99),
          dict(contrast_gain=1.8, detail_retention=.98), dict(contrast_gain=2, detail_retention=.9)]

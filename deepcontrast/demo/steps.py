@@ -109,11 +109,15 @@ def evaluate(s, model, sample, out):
     # out was checked by prepare_out_dir (the demo's own folder, or --overwrite): replace its report files
     from ..depth import AUTO_SURFACES
 
-    # with surface='auto' the training data had per-voxel depth; the report's regions count slices from
-    # the end the light enters
-    surface = AUTO_SURFACES.get(sample.surface, sample.surface)
+    # with surface='auto' the training data had per-voxel depth, and so has the consistency check; the
+    # report's regions count slices from the end the light enters
+    surface, depth = AUTO_SURFACES.get(sample.surface, sample.surface), sample.depth
+    if sample.surface in AUTO_SURFACES:
+        from ..depth import surface_depth
+
+        depth = surface_depth(sample.image, sample.axes, voxel_size=sample.voxel_size, surface=surface)
     return evaluate_model(model, sample.image, sample.axes, n_iter=s["n_iter"], ground_truth=sample.clean,
-                          voxel_size=sample.voxel_size, surface=surface, depth=sample.depth,
+                          voxel_size=sample.voxel_size, surface=surface, depth=depth,
                           baselines=True, out_dir=out, overwrite=True)
 
 

@@ -72,6 +72,8 @@ def consistency_section(raw, iterates, axes, degradation, *, voxel_size=None, su
     crop = None
     if report is None:
         idx, crop = _central_crop(raw.shape, axes, max_side)
+        if np.ndim(depth):  # a per-voxel map: cropped with the raw
+            depth = np.asarray(depth)[idx]
         report = check_consistency(raw[idx], [np.asarray(y)[idx] for y in iterates], axes, degradation,
                                    voxel_size=voxel_size, surface=surface, depth=depth)
     per_plane = choose_iterations(report.restored_depth, report.chi2, report.plane_depth, smooth=0)[1]

@@ -75,8 +75,11 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         um per pixel of each spatial axis (for the depth axis of the contrast profile).
     surface : {'first', 'last'}
         Which end of Z is the tissue surface (decides which third is deepest).
-    depth : float
-        Depth (um) of the image (2D) or of its surface-end slice.
+    depth : float or numpy.ndarray
+        Depth (um) of the image (2D) or of its surface-end slice; or a per-voxel depth map of a
+        curved sample, shaped like ``raw`` (:func:`deepcontrast.depth.surface_depth`), which the
+        consistency check uses (each plane compared on its tissue); the regions and the
+        contrast profile then count slices from the surface end (depth 0 there).
     normalize : {'affine', 'percentile', None}
         Normalization for the ground-truth metrics.
     min_retention, min_gain_step : float
@@ -144,7 +147,7 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
     if no_restoration:
         log.warning("no restoration happened: no iterate restored any depth according to the raw data (%s)",
                     "; ".join(section["notes"]) or "restored depth about 0 um")
-    depths = _slice_depths(raw.shape, axes, vs, depth, surface)
+    depths = _slice_depths(raw.shape, axes, vs, _scalar_depth(depth), surface)
     profile = _contrast_profiles(raw, iterates, baselines, axes, metric, depths)
 
     report = {
@@ -153,7 +156,7 @@ def evaluate_iterates(raw, iterates, axes, *, ground_truth=None, baselines=None,
         "shape": list(raw.shape),
         "n_iter": len(iterates),
         "voxel_size": list(vs),
-        "depth": float(depth),
+        "depth": "map" if np.ndim(depth) else float(depth),
         "surface": surface,
         "background": float(background),
         "background_noise": float(noise),
@@ -231,6 +234,11 @@ def _baseline_rows(raw, baselines, ground_truth, regions, sub, kw):
     return base_rows
 
 
+def _scalar_depth(depth):
+    """The depth of the surface-end slice: ``depth``, or 0 for a per-voxel map (whose surface is the tissue's own)."""
+    return 0.0 if np.ndim(depth) else float(depth)
+
+
 def _slice_depths(shape, axes, vs, depth, surface):
     """Depth (um) of each Z slice (one value for an image without Z)."""
     if "Z" not in axes:
@@ -299,8 +307,9 @@ def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=
         matches, else 1.
     surface : {'first', 'last'}
         Which end of Z is the tissue surface.
-    depth : float
-        Depth (um) of the image (2D) or of its surface-end slice.
+    depth : float or numpy.ndarray
+        Depth (um) of the image (2D) or of its surface-end slice, or a per-voxel depth map (see
+        :func:`evaluate_iterates`; Richardson-Lucy then takes the slice depths from 0).
     n_tiles : tuple of int, optional
         Tiling for prediction (see CSBDeep's ``predict``).
     baselines : bool
@@ -353,7 +362,7 @@ def evaluate_model(model, img, axes, *, n_iter=4, ground_truth=None, voxel_size=
     if baselines:
         log.info("computing CLAHE and Richardson-Lucy baselines")
         base = compute_baselines(img, axes, degradation=_resolve_degradation(model, degradation), voxel_size=voxel_size,
-                                 depth=depth, surface=surface, rl_iter=rl_iter)
+                                 depth=_scalar_depth(depth), surface=surface, rl_iter=rl_iter)
     check = _resolve_degradation(model, degradation, default=False) if consistency else None
     if consistency and check is None:
         log.info("no consistency check: the model records no training degradation; pass degradation=")
