@@ -204,3 +204,10 @@ def test_cli_evaluate_prints_consistency_columns(tmp_path, capsys):
     assert np.shape(rep["consistency"]["restored_depth"]) == (2, 6)
     assert main(argv + [str(tmp_path / "plain"), "--no-consistency"]) == 0
     assert "data consistency" not in capsys.readouterr().out
+    # --surface auto: the check takes the depth map found in the stack
+    assert main(argv + [str(tmp_path / "curved"), "--surface", "auto"]) == 0
+    rep = json.loads((tmp_path / "curved" / "metrics.json").read_text())
+    assert rep["depth"] == "map" and rep["surface"] == "first"
+    capsys.readouterr()
+    assert main(argv + [str(tmp_path / "both"), "--surface", "auto", "--depth", "5"]) != 0
+    assert "leave --depth out" in capsys.readouterr().err

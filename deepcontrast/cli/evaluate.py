@@ -3,7 +3,7 @@ from pathlib import Path
 
 from ..internals.model_folder import check_model_folder
 from ..internals.tiff import read_tiff
-from ._common import parse_floats
+from ._common import SURFACE_HELP, SURFACES, parse_floats
 
 
 def add_parser(sub):
@@ -22,8 +22,10 @@ def add_parser(sub):
     p.add_argument("--ground-truth", metavar="GT.tif", help="clean image of the same shape (adds PSNR/SSIM/NRMSE)")
     p.add_argument("--n-iter", type=int, default=4, help="number of iterations to evaluate (default 4)")
     p.add_argument("--voxel-size", help="um per pixel for each spatial axis, e.g. 2,0.5,0.5 (default: the model's, else 1)")
-    p.add_argument("--surface", choices=("first", "last"), default="first", help="which end of Z is the tissue surface")
-    p.add_argument("--depth", type=float, default=0.0, help="depth (um) of the image (2D) or of its surface-end slice (default 0)")
+    p.add_argument("--surface", choices=SURFACES, default="first",
+                   help=SURFACE_HELP + "; the check of each iteration then compares each plane on its tissue")
+    p.add_argument("--depth", type=float, default=0.0,
+                   help="depth (um) of the image (2D) or of its surface-end slice (default 0; not with --surface auto)")
     p.add_argument("--n-tiles", help="tiles per axis of the image for prediction, e.g. 1,4,4 (default: automatic)")
     p.add_argument("--no-baselines", action="store_true", help="skip CLAHE and Richardson-Lucy")
     p.add_argument("--no-consistency", action="store_true",
@@ -35,6 +37,7 @@ def add_parser(sub):
 
 
 def run(args):
+    from ..depth import AUTO_SURFACES, surface_depth
     from ..evaluate import check_targets, evaluate_model, format_table
 
     folder = Path(args.model)
@@ -54,8 +57,16 @@ def run(args):
     from ..models import DeepContrast
 
     model = DeepContrast(None, name=folder.name, basedir=str(folder.resolve().parent))
+    surface, depth = args.surface, args.depth
+    if surface in AUTO_SURFACES:
+        if depth:
+            raise ValueError(f"--depth is the depth of a flat surface's first slice; with --surface {surface} each "
+                             "voxel's depth below the tissue's own surface is found in the stack: leave --depth out")
+        surface = AUTO_SURFACES[surface]
+        map_vs = vs or tuple((model.degradation_settings or {}).get("voxel_size") or ()) or None
+        depth = surface_depth(img, args.axes, voxel_size=map_vs, surface=surface)
     report = evaluate_model(model, img, args.axes, n_iter=args.n_iter, ground_truth=gt, voxel_size=vs,
-                            surface=args.surface, depth=args.depth, n_tiles=n_tiles, baselines=not args.no_baselines,
+                            surface=surface, depth=depth, n_tiles=n_tiles, baselines=not args.no_baselines,
                             out_dir=out, overwrite=args.overwrite, consistency=not args.no_consistency)
     print(format_table(report))
     print(f"wrote report to {out}/ (metrics.json, contrast_profile.png, iterations.png, tradeoff.png, TIFFs)")
