@@ -121,7 +121,8 @@ def check_consistency(raw, iterates, axes, degradation, *, voxel_size=None, surf
 
     w = (1.0 / var).astype(np.float32)
     if start_map.ndim == 3:  # a curved sample: only its tissue (depth > 0) is compared, not the medium around it
-        w[tissue_planes(start_map)] *= start_map[tissue_planes(start_map)] > 0
+        planes = tissue_planes(start_map)
+        w[planes] *= start_map[planes] > 0
     y = raw_zyx.astype(np.float32, copy=False)
     consts = _constants(w, y)
     sub, w_c, y_c = search_crop(w, y, search_size)
