@@ -37,7 +37,7 @@ def add_parser(sub):
 
 
 def run(args):
-    from ..depth import AUTO_SURFACES, surface_depth
+    from ..depth import AUTO_SURFACES, resolve_depth
     from ..evaluate import check_targets, evaluate_model, format_table
 
     folder = Path(args.model)
@@ -57,14 +57,11 @@ def run(args):
     from ..models import DeepContrast
 
     model = DeepContrast(None, name=folder.name, basedir=str(folder.resolve().parent))
-    surface, depth = args.surface, args.depth
-    if surface in AUTO_SURFACES:
-        if depth:
-            raise ValueError(f"--depth is the depth of a flat surface's first slice; with --surface {surface} each "
-                             "voxel's depth below the tissue's own surface is found in the stack: leave --depth out")
-        surface = AUTO_SURFACES[surface]
-        map_vs = vs or tuple((model.degradation_settings or {}).get("voxel_size") or ()) or None
-        depth = surface_depth(img, args.axes, voxel_size=map_vs, surface=surface)
+    if args.surface in AUTO_SURFACES and args.depth:
+        raise ValueError(f"--depth is the depth of a flat surface's first slice; with --surface {args.surface} each "
+                         "voxel's depth below the tissue's own surface is found in the stack: leave --depth out")
+    map_vs = vs or tuple((model.degradation_settings or {}).get("voxel_size") or ()) or None
+    depth, surface = resolve_depth(img, args.axes, voxel_size=map_vs, surface=args.surface, depth=args.depth)
     report = evaluate_model(model, img, args.axes, n_iter=args.n_iter, ground_truth=gt, voxel_size=vs,
                             surface=surface, depth=depth, n_tiles=n_tiles, baselines=not args.no_baselines,
                             out_dir=out, overwrite=args.overwrite, consistency=not args.no_consistency)

@@ -107,15 +107,12 @@ def evaluate(s, model, sample, out):
     from ..evaluate import evaluate_model
 
     # out was checked by prepare_out_dir (the demo's own folder, or --overwrite): replace its report files
-    from ..depth import AUTO_SURFACES
+    from ..depth import resolve_depth
 
     # with surface='auto' the training data had per-voxel depth, and so has the consistency check; the
     # report's regions count slices from the end the light enters
-    surface, depth = AUTO_SURFACES.get(sample.surface, sample.surface), sample.depth
-    if sample.surface in AUTO_SURFACES:
-        from ..depth import surface_depth
-
-        depth = surface_depth(sample.image, sample.axes, voxel_size=sample.voxel_size, surface=surface)
+    depth, surface = resolve_depth(sample.image, sample.axes, voxel_size=sample.voxel_size, surface=sample.surface,
+                                   depth=sample.depth)
     return evaluate_model(model, sample.image, sample.axes, n_iter=s["n_iter"], ground_truth=sample.clean,
                           voxel_size=sample.voxel_size, surface=surface, depth=depth,
                           baselines=True, out_dir=out, overwrite=True)
